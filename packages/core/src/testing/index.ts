@@ -1,0 +1,1 @@
+export { DeciderSpecification, type DeciderThen, type DeciderWhen } from "./decider-specification.ts";
