@@ -14,6 +14,7 @@ export const EventlaneErrorCodes = [
   "EVENTLANE_PAYLOAD_TOO_LARGE",
   "EVENTLANE_UPCAST_MISSING",
   "EVENTLANE_SCHEMA_VERSION",
+  "EVENTLANE_DATABASE",
 ] as const;
 export type EventlaneErrorCode = (typeof EventlaneErrorCodes)[number];
 
@@ -110,3 +111,12 @@ export type EventlaneWriteError =
 
 /** Any error loading a stream raises. */
 export type EventlaneReadError = InvalidPayloadError | UnknownEventTypeError | UpcastMissingError;
+
+/** A database error under an Eventlane operation (connection lost, statement failed, ...). `cause` has it. */
+export class DatabaseError extends Data.TaggedError("DatabaseError")<{
+  readonly operation: string;
+  readonly cause: unknown;
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_DATABASE" as const;
+}

@@ -49,3 +49,11 @@ export {
   type ReadStreamResult,
   type StoredEvent,
 } from "./store/event-store.ts";
+export {
+  DomainRejection,
+  EventStoreService,
+  makeEventStoreService,
+  type EventStoreServiceShape,
+  type ReadFailure,
+  type WriteFailure,
+} from "./effect/event-store-service.ts";
