@@ -1,0 +1,88 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface BarGroup {
+  readonly label: string;
+  readonly bars: ReadonlyArray<{ readonly name: string; readonly value: number }>;
+}
+
+const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"];
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+/** Writes a grouped bar chart as SVG to bench/results/<file> and returns its path. */
+export function writeBarChart(
+  file: string,
+  title: string,
+  unit: string,
+  groups: readonly BarGroup[],
+  reference?: number,
+): string {
+  const names = [...new Set(groups.flatMap((g) => g.bars.map((b) => b.name)))];
+  const max = Math.max(reference ?? 0, ...groups.flatMap((g) => g.bars.map((b) => b.value))) * 1.15 || 1;
+  const W = 900;
+  const H = 420;
+  const left = 70;
+  const bottom = 60;
+  const top = 50;
+  const plotH = H - top - bottom;
+  const groupW = (W - left - 20) / groups.length;
+  const barW = Math.min(40, (groupW - 20) / names.length);
+  const y = (v: number) => top + plotH - (v / max) * plotH;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${esc(title)}</text>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${top + plotH}" x2="${W - 10}" y2="${top + plotH}" stroke="#333"/>`,
+  ];
+  for (let i = 0; i <= 5; i++) {
+    const v = (max / 5) * i;
+    parts.push(
+      `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v >= 100 ? v.toFixed(0) : v.toFixed(2)}</text>`,
+    );
+    parts.push(`<line x1="${left}" y1="${y(v)}" x2="${W - 10}" y2="${y(v)}" stroke="#eee"/>`);
+  }
+  parts.push(
+    `<text x="16" y="${top + plotH / 2}" transform="rotate(-90 16 ${top + plotH / 2})" text-anchor="middle">${esc(unit)}</text>`,
+  );
+  if (reference !== undefined) {
+    parts.push(
+      `<line x1="${left}" y1="${y(reference)}" x2="${W - 10}" y2="${y(reference)}" stroke="#c00" stroke-dasharray="6 4"/>`,
+    );
+    parts.push(`<text x="${W - 12}" y="${y(reference) - 4}" text-anchor="end" fill="#c00">target ${reference}</text>`);
+  }
+  groups.forEach((g, gi) => {
+    const x0 = left + gi * groupW + (groupW - barW * names.length) / 2;
+    g.bars.forEach((b) => {
+      const ni = names.indexOf(b.name);
+      const x = x0 + ni * barW;
+      parts.push(
+        `<rect x="${x}" y="${y(b.value)}" width="${barW - 2}" height="${top + plotH - y(b.value)}" fill="${COLORS[ni % COLORS.length]}"/>`,
+      );
+      parts.push(
+        `<text x="${x + barW / 2}" y="${y(b.value) - 3}" text-anchor="middle" font-size="10">${b.value >= 100 ? b.value.toFixed(0) : b.value.toFixed(2)}</text>`,
+      );
+    });
+    parts.push(
+      `<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(g.label)}</text>`,
+    );
+  });
+  names.forEach((n, i) => {
+    parts.push(
+      `<rect x="${left + i * 170}" y="${H - 24}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`,
+    );
+    parts.push(`<text x="${left + i * 170 + 16}" y="${H - 14}">${esc(n)}</text>`);
+  });
+  parts.push("</svg>");
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../results");
+  mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, file);
+  writeFileSync(out, parts.join("\n"));
+  return out;
+}
+
+/** Progress to stderr, so stdout's last line stays the JSON result. */
+export function progress(message: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
