@@ -1,0 +1,151 @@
+import type { BacklogReading } from "../backlog/backlog-monitor.ts";
+import type { ShardBacklog } from "../backlog/backlog-query.ts";
+import type { FailureReason } from "../internal/error-code.ts";
+import type { EventlaneRelayHandle, EventlaneRelayStatus } from "../relay-handle.ts";
+
+/** Thresholds of the status route's conditions; the shipped alert rules use the same defaults. */
+export interface ResolvedStatusThresholds {
+  readonly lagSeconds: number;
+  readonly deadLetterRows: number;
+  readonly parkedKeys: number;
+  readonly notifyQueueUsageRatio: number;
+}
+
+/** The cluster-wide conditions the status route evaluates. None of them affects readiness. */
+export const StatusConditionNames = [
+  "outbox_lag",
+  "shard_without_leader",
+  "dead_letters",
+  "parked_keys",
+  "notify_queue",
+] as const;
+export type StatusConditionName = (typeof StatusConditionNames)[number];
+
+export interface StatusCondition {
+  readonly name: StatusConditionName;
+  /** True when `value` is over `threshold`. */
+  readonly firing: boolean;
+  readonly value: number;
+  readonly threshold: number;
+  /** The shards concerned, for per-shard conditions. */
+  readonly shards?: readonly number[];
+}
+
+/** The body of the JSON status route. */
+export interface EventlaneStatus {
+  /** `ok`: no condition fires; `degraded`: at least one fires; `unknown`: the backlog could not be read. */
+  readonly status: "ok" | "degraded" | "unknown";
+  readonly observedAt: string;
+  readonly backlog:
+    | {
+        readonly available: true;
+        readonly shardCount: number;
+        readonly pendingRows: number;
+        readonly maxLagSeconds: number;
+        readonly deadLetterRows: number;
+        readonly parkedKeys: number;
+        readonly shardsWithoutLeader: number;
+        readonly notifyQueueUsageRatio: number;
+        readonly shards: readonly ShardBacklog[];
+      }
+    | { readonly available: false; readonly reason: FailureReason; readonly code?: string };
+  readonly conditions: readonly StatusCondition[];
+  /** The relay running in this process, or null. */
+  readonly relay: EventlaneRelayStatus | null;
+}
+
+function relayStatus(relay: EventlaneRelayHandle | undefined): EventlaneRelayStatus | null {
+  if (relay === undefined) return null;
+  try {
+    const s = relay.status();
+    return {
+      instanceId: s.instanceId,
+      running: s.running,
+      producerConnected: s.producerConnected,
+      shards: s.shards.map((x) => ({
+        shard: x.shard,
+        leader: x.leader,
+        // JSON has no bigint.
+        epoch: x.epoch === null ? null : Number(x.epoch),
+        lastHeartbeatAt: x.lastHeartbeatAt == null ? null : new Date(x.lastHeartbeatAt),
+      })),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Builds the status body from a backlog reading, the thresholds and the local relay. */
+export function buildStatus(
+  reading: BacklogReading,
+  thresholds: ResolvedStatusThresholds,
+  relay: EventlaneRelayHandle | undefined,
+): EventlaneStatus {
+  if (!reading.ok) {
+    return {
+      status: "unknown",
+      observedAt: reading.observedAt.toISOString(),
+      backlog: {
+        available: false,
+        reason: reading.reason,
+        ...(reading.code === undefined ? {} : { code: reading.code }),
+      },
+      conditions: [],
+      relay: relayStatus(relay),
+    };
+  }
+  const s = reading.snapshot;
+  const lagging = s.shards.filter((x) => x.lagSeconds > thresholds.lagSeconds).map((x) => x.shard);
+  const leaderless = s.shards.filter((x) => !x.hasLeader).map((x) => x.shard);
+  const conditions: StatusCondition[] = [
+    {
+      name: "outbox_lag",
+      firing: lagging.length > 0,
+      value: s.maxLagSeconds,
+      threshold: thresholds.lagSeconds,
+      shards: lagging,
+    },
+    {
+      name: "shard_without_leader",
+      firing: leaderless.length > 0,
+      value: leaderless.length,
+      threshold: 0,
+      shards: leaderless,
+    },
+    {
+      name: "dead_letters",
+      firing: s.deadLetterRows > thresholds.deadLetterRows,
+      value: s.deadLetterRows,
+      threshold: thresholds.deadLetterRows,
+    },
+    {
+      name: "parked_keys",
+      firing: s.parkedKeys > thresholds.parkedKeys,
+      value: s.parkedKeys,
+      threshold: thresholds.parkedKeys,
+    },
+    {
+      name: "notify_queue",
+      firing: s.notifyQueueUsageRatio > thresholds.notifyQueueUsageRatio,
+      value: s.notifyQueueUsageRatio,
+      threshold: thresholds.notifyQueueUsageRatio,
+    },
+  ];
+  return {
+    status: conditions.some((c) => c.firing) ? "degraded" : "ok",
+    observedAt: s.observedAt.toISOString(),
+    backlog: {
+      available: true,
+      shardCount: s.shardCount,
+      pendingRows: s.pendingRows,
+      maxLagSeconds: s.maxLagSeconds,
+      deadLetterRows: s.deadLetterRows,
+      parkedKeys: s.parkedKeys,
+      shardsWithoutLeader: s.shardsWithoutLeader,
+      notifyQueueUsageRatio: s.notifyQueueUsageRatio,
+      shards: s.shards,
+    },
+    conditions,
+    relay: relayStatus(relay),
+  };
+}
