@@ -1,0 +1,136 @@
+import { SchemaVersionError } from "@eventlane/core";
+import { type Kysely, sql } from "kysely";
+import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
+import { type ConsumerSchemaOptions, type ConsumerTableNames, resolveConsumerTableNames } from "./names.ts";
+
+/** The consumer schema version this release needs; `start()` refuses to run on any other. */
+export const CONSUMER_SCHEMA_VERSION = 1;
+
+/** Migration 1: per-key watermarks, the event-id inbox and the dead letters. */
+function migration001(n: ConsumerTableNames): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${n.schemaSql};
+
+-- The last applied position per (consumer, topic, key): the aggregate version of an event-sourced
+-- stream or the key sequence of a plain enqueue. Updated in the handler's transaction, so a message
+-- at or below it is a duplicate. Its row lock serialises two deliveries of one key.
+CREATE TABLE ${n.watermarks} (
+  consumer   text        NOT NULL,
+  topic      text        NOT NULL,
+  key        text        NOT NULL,
+  kind       text        NOT NULL CHECK (kind IN ('aggregate_version', 'key_sequence')),
+  position   bigint      NOT NULL CHECK (position >= 0),
+  duplicates bigint      NOT NULL DEFAULT 0,
+  gaps       bigint      NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, topic, key, kind)
+);
+
+-- Event ids applied, for messages that carry no position header.
+CREATE TABLE ${n.inbox} (
+  consumer   text        NOT NULL,
+  event_id   text        NOT NULL,
+  topic      text        NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer, event_id)
+);
+
+-- Messages the consumer could not apply, with the reason; one row per Kafka record, so a
+-- redelivered record is not dead-lettered twice.
+CREATE TABLE ${n.deadLetters} (
+  id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  consumer   text        NOT NULL,
+  topic      text        NOT NULL,
+  partition  integer     NOT NULL,
+  "offset"   bigint      NOT NULL,
+  key        text,
+  value      text,
+  headers    jsonb       NOT NULL,
+  event_type text,
+  event_id   text,
+  reason     text        NOT NULL,
+  detail     text        NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (consumer, topic, partition, "offset")
+);
+
+CREATE TABLE ${n.schemaInfo} (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  version   integer NOT NULL
+);
+INSERT INTO ${n.schemaInfo} (version) VALUES (1);
+`;
+}
+
+function migration001Down(n: ConsumerTableNames): string {
+  return [n.schemaInfo, n.deadLetters, n.inbox, n.watermarks].map((t) => `DROP TABLE IF EXISTS ${t};`).join("\n");
+}
+
+const MIGRATIONS: ReadonlyArray<{
+  readonly name: string;
+  readonly up: (n: ConsumerTableNames) => string;
+  readonly down: (n: ConsumerTableNames) => string;
+}> = [{ name: "0001_eventlane_consumer_initial", up: migration001, down: migration001Down }];
+
+/** The consumer's migrations for your own Kysely `Migrator`, or use {@link migrateConsumerToLatest}. */
+export function consumerMigrations(options: ConsumerSchemaOptions = {}): Record<string, Migration> {
+  const n = resolveConsumerTableNames(options);
+  const out: Record<string, Migration> = {};
+  for (const m of MIGRATIONS) {
+    out[m.name] = {
+      up: async (db) => {
+        await sql.raw(m.up(n)).execute(db);
+      },
+      down: async (db) => {
+        await sql.raw(m.down(n)).execute(db);
+      },
+    };
+  }
+  return out;
+}
+
+/** The DDL of every consumer migration, in order, as plain SQL for DBAs. */
+export function consumerDdl(options: ConsumerSchemaOptions = {}): string {
+  const n = resolveConsumerTableNames(options);
+  return MIGRATIONS.map((m) => `-- ${m.name}\n${m.up(n).trim()}\n`).join("\n");
+}
+
+/**
+ * Applies the consumer's migrations to the consumer's database with Kysely's `Migrator`, keeping its
+ * bookkeeping tables in the consumer schema (`consumer_migration`, `consumer_migration_lock`).
+ */
+export async function migrateConsumerToLatest<DB>(db: Kysely<DB>, options: ConsumerSchemaOptions = {}): Promise<void> {
+  const n = resolveConsumerTableNames(options);
+  await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${n.schemaSql}`).execute(db);
+  const migrations = consumerMigrations(options);
+  const provider: MigrationProvider = { getMigrations: async () => migrations };
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableSchema: n.schema,
+    migrationTableName: "consumer_migration",
+    migrationLockTableName: "consumer_migration_lock",
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) throw error;
+}
+
+/** Throws `SchemaVersionError` (code `EVENTLANE_SCHEMA_VERSION`) unless the consumer schema is current. */
+export async function assertConsumerSchemaVersion<DB>(db: Kysely<DB>, names: ConsumerTableNames): Promise<void> {
+  const exists = await sql<{ t: string | null }>`SELECT to_regclass(${names.schemaInfo}) AS t`.execute(db);
+  let actual: number | null = null;
+  if (exists.rows[0]?.t != null) {
+    const r = await sql<{ version: number }>`SELECT version FROM ${sql.raw(names.schemaInfo)}`.execute(db);
+    actual = r.rows[0]?.version ?? null;
+  }
+  if (actual !== CONSUMER_SCHEMA_VERSION) {
+    throw new SchemaVersionError({
+      expected: CONSUMER_SCHEMA_VERSION,
+      actual,
+      message:
+        actual === null
+          ? `the consumer's tables are missing in schema "${names.schema}": run migrateConsumerToLatest() (or apply consumerDdl()) first`
+          : `the consumer schema "${names.schema}" is at version ${actual}, this code needs ${CONSUMER_SCHEMA_VERSION}`,
+    });
+  }
+}
