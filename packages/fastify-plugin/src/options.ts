@@ -1,4 +1,5 @@
 import {
+  type Executor,
   createEventStore,
   type EventStore,
   type EventStoreOptions,
@@ -87,9 +88,12 @@ export interface EventlaneStatusOptions {
 }
 
 /** Options of the Fastify plugin. Only `db` is required. */
-export interface EventlanePluginOptions<DB = unknown> {
-  /** Your Kysely instance. The plugin runs its health and backlog queries on it and never closes it. */
-  readonly db: Kysely<DB>;
+export interface EventlanePluginOptions {
+  /**
+   * Your Kysely instance, whatever its database type. The plugin runs its health and backlog queries
+   * on it and never closes it.
+   */
+  readonly db: Executor;
   /**
    * The event store to decorate `fastify.eventlane.store` with: an `EventStore`, or its options (the
    * plugin then calls `createEventStore`). @default none (`store` is undefined)
