@@ -57,3 +57,10 @@ export {
   type ReadFailure,
   type WriteFailure,
 } from "./effect/event-store-service.ts";
+export {
+  assertSchemaInfoVersion,
+  migrationsDdl,
+  runMigrationsToLatest,
+  toKyselyMigrations,
+  type SqlMigration,
+} from "./schema/sql-migrations.ts";

@@ -1,6 +1,12 @@
-import { SchemaVersionError } from "@eventlane/core";
-import { type Kysely, sql } from "kysely";
-import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
+import {
+  assertSchemaInfoVersion,
+  migrationsDdl,
+  runMigrationsToLatest,
+  type SqlMigration,
+  toKyselyMigrations,
+} from "@eventlane/core";
+import type { Kysely } from "kysely";
+import type { Migration } from "kysely/migration";
 import { type ConsumerSchemaOptions, type ConsumerTableNames, resolveConsumerTableNames } from "./names.ts";
 
 /** The consumer schema version this release needs; `start()` refuses to run on any other. */
@@ -66,33 +72,18 @@ function migration001Down(n: ConsumerTableNames): string {
   return [n.schemaInfo, n.deadLetters, n.inbox, n.watermarks].map((t) => `DROP TABLE IF EXISTS ${t};`).join("\n");
 }
 
-const MIGRATIONS: ReadonlyArray<{
-  readonly name: string;
-  readonly up: (n: ConsumerTableNames) => string;
-  readonly down: (n: ConsumerTableNames) => string;
-}> = [{ name: "0001_eventlane_consumer_initial", up: migration001, down: migration001Down }];
+const MIGRATIONS: readonly SqlMigration<ConsumerTableNames>[] = [
+  { name: "0001_eventlane_consumer_initial", up: migration001, down: migration001Down },
+];
 
 /** The consumer's migrations for your own Kysely `Migrator`, or use {@link migrateConsumerToLatest}. */
 export function consumerMigrations(options: ConsumerSchemaOptions = {}): Record<string, Migration> {
-  const n = resolveConsumerTableNames(options);
-  const out: Record<string, Migration> = {};
-  for (const m of MIGRATIONS) {
-    out[m.name] = {
-      up: async (db) => {
-        await sql.raw(m.up(n)).execute(db);
-      },
-      down: async (db) => {
-        await sql.raw(m.down(n)).execute(db);
-      },
-    };
-  }
-  return out;
+  return toKyselyMigrations(MIGRATIONS, resolveConsumerTableNames(options));
 }
 
 /** The DDL of every consumer migration, in order, as plain SQL for DBAs. */
 export function consumerDdl(options: ConsumerSchemaOptions = {}): string {
-  const n = resolveConsumerTableNames(options);
-  return MIGRATIONS.map((m) => `-- ${m.name}\n${m.up(n).trim()}\n`).join("\n");
+  return migrationsDdl(MIGRATIONS, resolveConsumerTableNames(options));
 }
 
 /**
@@ -101,36 +92,18 @@ export function consumerDdl(options: ConsumerSchemaOptions = {}): string {
  */
 export async function migrateConsumerToLatest<DB>(db: Kysely<DB>, options: ConsumerSchemaOptions = {}): Promise<void> {
   const n = resolveConsumerTableNames(options);
-  await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${n.schemaSql}`).execute(db);
-  const migrations = consumerMigrations(options);
-  const provider: MigrationProvider = { getMigrations: async () => migrations };
-  const migrator = new Migrator({
-    db,
-    provider,
-    migrationTableSchema: n.schema,
-    migrationTableName: "consumer_migration",
-    migrationLockTableName: "consumer_migration_lock",
+  await runMigrationsToLatest(db, {
+    schema: n.schema,
+    tableName: "consumer_migration",
+    migrations: consumerMigrations(options),
   });
-  const { error } = await migrator.migrateToLatest();
-  if (error !== undefined) throw error;
 }
 
 /** Throws `SchemaVersionError` (code `EVENTLANE_SCHEMA_VERSION`) unless the consumer schema is current. */
 export async function assertConsumerSchemaVersion<DB>(db: Kysely<DB>, names: ConsumerTableNames): Promise<void> {
-  const exists = await sql<{ t: string | null }>`SELECT to_regclass(${names.schemaInfo}) AS t`.execute(db);
-  let actual: number | null = null;
-  if (exists.rows[0]?.t != null) {
-    const r = await sql<{ version: number }>`SELECT version FROM ${sql.raw(names.schemaInfo)}`.execute(db);
-    actual = r.rows[0]?.version ?? null;
-  }
-  if (actual !== CONSUMER_SCHEMA_VERSION) {
-    throw new SchemaVersionError({
-      expected: CONSUMER_SCHEMA_VERSION,
-      actual,
-      message:
-        actual === null
-          ? `the consumer's tables are missing in schema "${names.schema}": run migrateConsumerToLatest() (or apply consumerDdl()) first`
-          : `the consumer schema "${names.schema}" is at version ${actual}, this code needs ${CONSUMER_SCHEMA_VERSION}`,
-    });
-  }
+  await assertSchemaInfoVersion(db, names.schemaInfo, CONSUMER_SCHEMA_VERSION, (actual) =>
+    actual === null
+      ? `the consumer's tables are missing in schema "${names.schema}": run migrateConsumerToLatest() (or apply consumerDdl()) first`
+      : `the consumer schema "${names.schema}" is at version ${actual}, this code needs ${CONSUMER_SCHEMA_VERSION}`,
+  );
 }

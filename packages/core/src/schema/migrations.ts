@@ -1,7 +1,13 @@
-import { type Kysely, sql } from "kysely";
-import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
-import { SchemaVersionError } from "../errors.ts";
+import type { Kysely } from "kysely";
+import type { Migration } from "kysely/migration";
 import { resolveTableNames, type SchemaOptions, type TableNames } from "./names.ts";
+import {
+  assertSchemaInfoVersion,
+  migrationsDdl,
+  runMigrationsToLatest,
+  type SqlMigration,
+  toKyselyMigrations,
+} from "./sql-migrations.ts";
 
 /** The schema version this release of Eventlane needs; the relay refuses to start on any other. */
 export const SCHEMA_VERSION = 1;
@@ -153,36 +159,21 @@ function migration001Down(n: TableNames): string {
     .join("\n");
 }
 
-const MIGRATIONS: ReadonlyArray<{
-  readonly name: string;
-  readonly up: (n: TableNames) => string;
-  readonly down: (n: TableNames) => string;
-}> = [{ name: "0001_eventlane_initial", up: migration001, down: migration001Down }];
+const MIGRATIONS: readonly SqlMigration<TableNames>[] = [
+  { name: "0001_eventlane_initial", up: migration001, down: migration001Down },
+];
 
 /**
  * Eventlane's migrations for a Kysely `Migrator`: add them to your own provider, or use
  * {@link migrateToLatest}. Names are prefixed `eventlane_` so they sort apart from yours.
  */
 export function eventlaneMigrations(options: SchemaOptions = {}): Record<string, Migration> {
-  const n = resolveTableNames(options);
-  const out: Record<string, Migration> = {};
-  for (const m of MIGRATIONS) {
-    out[m.name] = {
-      up: async (db) => {
-        await sql.raw(m.up(n)).execute(db);
-      },
-      down: async (db) => {
-        await sql.raw(m.down(n)).execute(db);
-      },
-    };
-  }
-  return out;
+  return toKyselyMigrations(MIGRATIONS, resolveTableNames(options));
 }
 
 /** The DDL of every migration, in order, as plain SQL for DBAs who apply schema changes by hand. */
 export function eventlaneDdl(options: SchemaOptions = {}): string {
-  const n = resolveTableNames(options);
-  return MIGRATIONS.map((m) => `-- ${m.name}\n${m.up(n).trim()}\n`).join("\n");
+  return migrationsDdl(MIGRATIONS, resolveTableNames(options));
 }
 
 /**
@@ -191,37 +182,19 @@ export function eventlaneDdl(options: SchemaOptions = {}): string {
  */
 export async function migrateToLatest<DB>(db: Kysely<DB>, options: SchemaOptions = {}): Promise<void> {
   const n = resolveTableNames(options);
-  await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${n.schemaSql}`).execute(db);
-  const migrations = eventlaneMigrations(options);
-  const provider: MigrationProvider = { getMigrations: async () => migrations };
-  const migrator = new Migrator({
-    db,
-    provider,
-    migrationTableSchema: n.schema,
-    migrationTableName: n.plain("eventlane_migration"),
-    migrationLockTableName: n.plain("eventlane_migration_lock"),
+  await runMigrationsToLatest(db, {
+    schema: n.schema,
+    tableName: n.plain("eventlane_migration"),
+    migrations: eventlaneMigrations(options),
   });
-  const { error } = await migrator.migrateToLatest();
-  if (error !== undefined) throw error;
 }
 
 /** Reads the schema version; throws {@link SchemaVersionError} unless it is {@link SCHEMA_VERSION}. */
 export async function assertSchemaVersion<DB>(db: Kysely<DB>, options: SchemaOptions = {}): Promise<void> {
   const n = resolveTableNames(options);
-  const exists = await sql<{ t: string | null }>`SELECT to_regclass(${n.schemaInfo}) AS t`.execute(db);
-  let actual: number | null = null;
-  if (exists.rows[0]?.t != null) {
-    const r = await sql<{ version: number }>`SELECT version FROM ${sql.raw(n.schemaInfo)}`.execute(db);
-    actual = r.rows[0]?.version ?? null;
-  }
-  if (actual !== SCHEMA_VERSION) {
-    throw new SchemaVersionError({
-      expected: SCHEMA_VERSION,
-      actual,
-      message:
-        actual === null
-          ? `Eventlane's tables are missing in schema "${n.schema}": run migrateToLatest() (or apply eventlaneDdl()) first`
-          : `Eventlane's schema "${n.schema}" is at version ${actual}, this code needs ${SCHEMA_VERSION}: run the migrations`,
-    });
-  }
+  await assertSchemaInfoVersion(db, n.schemaInfo, SCHEMA_VERSION, (actual) =>
+    actual === null
+      ? `Eventlane's tables are missing in schema "${n.schema}": run migrateToLatest() (or apply eventlaneDdl()) first`
+      : `Eventlane's schema "${n.schema}" is at version ${actual}, this code needs ${SCHEMA_VERSION}: run the migrations`,
+  );
 }
