@@ -2,9 +2,11 @@ const encoder = new TextEncoder();
 
 /**
  * Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`, seed 0x9747b28c) of the UTF-8
- * bytes of `key`, as a signed 32-bit integer. The default partitioner of the Java client, kafkajs
- * and @platformatic/kafka picks `toPositive(murmur2(key)) % partitions`; Eventlane uses the same hash
- * to map keys to relay shards, stored in `outbox.key_hash`.
+ * bytes of `key`, as a signed 32-bit integer. The Java client's and kafkajs's default partitioners
+ * pick `toPositive(murmur2(key)) % partitions` (`toPositive` = `& 0x7fffffff`). @platformatic/kafka's
+ * default uses `>>> 0` instead, which puts about half the keys elsewhere when the partition count is
+ * not a power of two, so the relay gives it this partitioner. Eventlane uses the same hash to map keys
+ * to relay shards, stored in `outbox.key_hash`.
  */
 export function murmur2(key: string | Uint8Array): number {
   const data = typeof key === "string" ? encoder.encode(key) : key;
