@@ -1,1 +1,42 @@
-export {};
+export { createRelay, type Relay, type RelayDeadLetters, type RelayStatus } from "./relay/create-relay.ts";
+export { RelayService, relayLayer } from "./relay/relay-layer.ts";
+export type { ShardStatus } from "./relay/runtime.ts";
+export { shardBackoff } from "./relay/backoff.ts";
+export {
+  resolveRelayOptions,
+  type RelayKafkaOptions,
+  type RelayOptions,
+  type RelaySasl,
+  type RelayTopic,
+  type ResolvedKafkaOptions,
+  type ResolvedRelayOptions,
+} from "./options.ts";
+export { relayOptionsFromEnv, RelayEnvVariables } from "./env.ts";
+export {
+  DeadLetterNotFoundError,
+  LeadershipLossReasons,
+  LeadershipLostError,
+  RelayDatabaseError,
+  RelayEnvError,
+  RelayErrorCodes,
+  RelayStateError,
+  SessionPoolerError,
+  ShardCountMismatchError,
+  TopicMissingError,
+  TopicPartitionsError,
+  type LeadershipLossReason,
+  type RelayErrorCode,
+} from "./errors.ts";
+export type { RelayEventName, RelayEvents, RelayListener } from "./events.ts";
+export type { DeadLetter, DeadLetterAction, ListDeadLettersOptions } from "./dead-letters/dead-letters.ts";
+export {
+  ProducerSendError,
+  PublishFailureReasons,
+  type OutboundMessage,
+  type ProducerHooks,
+  type ProducerPort,
+  type PublishFailureReason,
+  type TopicDescription,
+} from "./producer/producer-port.ts";
+export { KafkaJsProducer } from "./producer/kafkajs-producer.ts";
+export { classifyKafkaJsError } from "./producer/classify-kafkajs-error.ts";

@@ -1,0 +1,305 @@
+import { InvalidOptionError, resolveTableNames, type TableNames } from "@eventlane/core";
+import { Redacted } from "effect";
+import { randomUUID } from "node:crypto";
+import type { ConnectionOptions } from "node:tls";
+import type { ProducerPort } from "./producer/producer-port.ts";
+
+/** A topic the relay publishes to. A bare string checks existence only. */
+export interface RelayTopic {
+  readonly name: string;
+  /** Expected partition count; the relay refuses to start when the topic has another. */
+  readonly partitions?: number;
+}
+
+/** SASL credentials, passed to the Kafka client as they are and never logged or reported. */
+export interface RelaySasl {
+  readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+  readonly username: string;
+  readonly password: string;
+}
+
+/** How to reach Kafka. TLS and SASL pass through to the client and never appear in logs, errors or status. */
+export interface RelayKafkaOptions {
+  /** Bootstrap brokers, `host:port`. */
+  readonly brokers: readonly string[];
+  /**
+   * Kafka client id.
+   * @default "eventlane-relay"
+   */
+  readonly clientId?: string;
+  /**
+   * TLS: `true` for the system CAs, or Node TLS options (ca, cert, key, ...).
+   * @default false
+   */
+  readonly ssl?: boolean | ConnectionOptions;
+  /**
+   * SASL authentication.
+   * @default undefined (none)
+   */
+  readonly sasl?: RelaySasl;
+  /**
+   * Time to establish a broker connection, in ms.
+   * @default 3000
+   */
+  readonly connectionTimeoutMs?: number;
+  /**
+   * Time a produce request may take before it counts as a timeout, in ms.
+   * @default 10000
+   */
+  readonly requestTimeoutMs?: number;
+}
+
+/** Options of {@link createRelay}. Resolved once into a frozen {@link ResolvedRelayOptions}. */
+export interface RelayOptions {
+  /** PostgreSQL connection string. Must reach the server directly or through a session-mode pooler. Never logged. */
+  readonly connectionString: string;
+  /** Kafka connection. Required unless `producer` is given. */
+  readonly kafka?: RelayKafkaOptions;
+  /**
+   * A producer adapter to use instead of the built-in kafkajs one (tests, the second client).
+   * @default a kafkajs producer built from `kafka`
+   */
+  readonly producer?: ProducerPort;
+  /** Every topic the outbox routes to. Each must exist at start; a row for another topic is dead-lettered. */
+  readonly topics: readonly (string | RelayTopic)[];
+  /**
+   * Schema of Eventlane's tables.
+   * @default "eventlane"
+   */
+  readonly schema?: string;
+  /**
+   * Prefix of Eventlane's table names.
+   * @default ""
+   */
+  readonly tablePrefix?: string;
+  /**
+   * Identifies this instance in `relay_shards.owner`, the dead letter log and `status()`.
+   * @default a random UUID
+   */
+  readonly instanceId?: string;
+  /**
+   * Number of shards the outbox is split into, by `(key_hash & 0x7fffffff) % shardCount`. Recorded in
+   * `relay_config`: every relay of one database must use the same count.
+   * @default 1
+   */
+  readonly shardCount?: number;
+  /**
+   * The shard ids this instance competes for.
+   * @default every shard, 0 .. shardCount - 1
+   */
+  readonly shards?: readonly number[];
+  /**
+   * Rows read and published per batch (the bound on replays after a crash).
+   * @default 500
+   */
+  readonly batchSize?: number;
+  /**
+   * Lease of the shard lock, in ms. The server ends a silent lock session after this long
+   * (`idle_session_timeout`), and a leader whose last good heartbeat is older stops before sending.
+   * Takeover after a pause or partition takes about one lease.
+   * @default 10000
+   */
+  readonly leaseMs?: number;
+  /**
+   * Heartbeat interval on the lock session, in ms. Must be under a third of `leaseMs`.
+   * @default leaseMs / 4
+   */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * How often a standby tries to take a shard's lock, in ms.
+   * @default heartbeatIntervalMs
+   */
+  readonly acquireIntervalMs?: number;
+  /**
+   * LISTEN on the outbox's notify channel to wake up as soon as a writer commits.
+   * @default true
+   */
+  readonly notify?: boolean;
+  /**
+   * Polling interval when the outbox is empty, in ms; the fallback when a notification is missed.
+   * @default 1000 (with notify), 200 (without)
+   */
+  readonly pollIntervalMs?: number;
+  /**
+   * Record-level failures (oversize, invalid record) a row may have before it is dead-lettered and
+   * its key parked. Connection, leadership, timeout and throttling errors never count.
+   * @default 3
+   */
+  readonly maxAttempts?: number;
+  /**
+   * Shard back-off after a connection, leadership, timeout or throttling error, in ms: the first delay.
+   * Delays double per consecutive failure up to `backoffMaxMs`, each jittered by ±20%:
+   * 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, ... ms with the defaults.
+   * @default 200
+   */
+  readonly backoffBaseMs?: number;
+  /**
+   * Cap of the shard back-off, in ms (before jitter).
+   * @default 30000
+   */
+  readonly backoffMaxMs?: number;
+  /**
+   * Published and skipped rows older than this are deleted, in ms. `0` turns retention off.
+   * @default 86400000 (one day)
+   */
+  readonly retentionMs?: number;
+  /**
+   * How often retention runs (on the leader of shard 0), in ms.
+   * @default 60000
+   */
+  readonly retentionIntervalMs?: number;
+  /**
+   * Rows deleted per retention statement; each batch is its own short transaction.
+   * @default 1000
+   */
+  readonly retentionBatchSize?: number;
+  /**
+   * Statement timeout of the relay's data connections, in ms.
+   * @default 30000
+   */
+  readonly statementTimeoutMs?: number;
+}
+
+/** {@link RelayOptions} with every default applied, validated and frozen. Secrets are `Redacted`. */
+export interface ResolvedRelayOptions {
+  readonly connectionString: Redacted.Redacted<string>;
+  readonly kafka: ResolvedKafkaOptions | undefined;
+  readonly producer: ProducerPort | undefined;
+  readonly topics: readonly RelayTopic[];
+  readonly tables: TableNames;
+  readonly instanceId: string;
+  readonly shardCount: number;
+  readonly shards: readonly number[];
+  readonly batchSize: number;
+  readonly leaseMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly acquireIntervalMs: number;
+  readonly notify: boolean;
+  readonly pollIntervalMs: number;
+  readonly maxAttempts: number;
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  readonly retentionMs: number;
+  readonly retentionIntervalMs: number;
+  readonly retentionBatchSize: number;
+  readonly statementTimeoutMs: number;
+}
+
+export interface ResolvedKafkaOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly ssl: Redacted.Redacted<boolean | ConnectionOptions> | undefined;
+  readonly sasl: Redacted.Redacted<RelaySasl> | undefined;
+  readonly connectionTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+function invalid(option: string, message: string): never {
+  throw new InvalidOptionError({ option, message: `${option}: ${message}` });
+}
+
+function int(option: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    invalid(option, `must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function resolveKafka(kafka: RelayKafkaOptions): ResolvedKafkaOptions {
+  if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
+    invalid("kafka.brokers", "must list at least one broker (host:port)");
+  }
+  for (const b of kafka.brokers) {
+    if (typeof b !== "string" || !/^[^\s:]+:\d+$/.test(b)) invalid("kafka.brokers", `"${String(b)}" is not host:port`);
+  }
+  const sasl = kafka.sasl;
+  if (sasl !== undefined) {
+    if (!["plain", "scram-sha-256", "scram-sha-512"].includes(sasl.mechanism)) {
+      invalid("kafka.sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512");
+    }
+    if (typeof sasl.username !== "string" || typeof sasl.password !== "string") {
+      invalid("kafka.sasl", "needs a string username and password");
+    }
+  }
+  return Object.freeze({
+    brokers: Object.freeze([...kafka.brokers]),
+    clientId: kafka.clientId ?? "eventlane-relay",
+    ssl: kafka.ssl === undefined || kafka.ssl === false ? undefined : Redacted.make(kafka.ssl),
+    sasl: sasl === undefined ? undefined : Redacted.make({ ...sasl }),
+    connectionTimeoutMs: int("kafka.connectionTimeoutMs", kafka.connectionTimeoutMs, 3000, 100),
+    requestTimeoutMs: int("kafka.requestTimeoutMs", kafka.requestTimeoutMs, 10_000, 100),
+  });
+}
+
+/** Validates {@link RelayOptions} and applies defaults; throws `InvalidOptionError` naming the option. */
+export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+  if (options === null || typeof options !== "object") invalid("options", "must be an object");
+  if (typeof options.connectionString !== "string" || options.connectionString.length === 0) {
+    invalid("connectionString", "must be a PostgreSQL connection string");
+  }
+  if (options.kafka === undefined && options.producer === undefined) {
+    invalid("kafka", "is required unless a producer adapter is given");
+  }
+  if (!Array.isArray(options.topics) || options.topics.length === 0) {
+    invalid("topics", "must list every topic the outbox routes to");
+  }
+  const seen = new Set<string>();
+  const topics = options.topics.map((t, i) => {
+    const topic: RelayTopic = typeof t === "string" ? { name: t } : t;
+    if (typeof topic.name !== "string" || !/^[a-zA-Z0-9._-]{1,249}$/.test(topic.name)) {
+      invalid(`topics[${i}]`, `"${String(topic.name)}" is not a valid Kafka topic name`);
+    }
+    if (seen.has(topic.name)) invalid(`topics[${i}]`, `"${topic.name}" is listed twice`);
+    seen.add(topic.name);
+    if (topic.partitions !== undefined) int(`topics[${i}].partitions`, topic.partitions, 1, 1);
+    return Object.freeze({ ...topic });
+  });
+  const tables = resolveTableNames({
+    ...(options.schema !== undefined ? { schema: options.schema } : {}),
+    ...(options.tablePrefix !== undefined ? { tablePrefix: options.tablePrefix } : {}),
+  });
+  const shardCount = int("shardCount", options.shardCount, 1, 1, 1024);
+  const shards = options.shards ?? Array.from({ length: shardCount }, (_, i) => i);
+  if (!Array.isArray(shards) || shards.length === 0) invalid("shards", "must list at least one shard id");
+  for (const s of shards) int("shards", s, 0, 0, shardCount - 1);
+  if (new Set(shards).size !== shards.length) invalid("shards", "lists a shard twice");
+  const leaseMs = int("leaseMs", options.leaseMs, 10_000, 1000);
+  const heartbeatIntervalMs = int(
+    "heartbeatIntervalMs",
+    options.heartbeatIntervalMs,
+    Math.floor(leaseMs / 4),
+    50,
+    Math.floor(leaseMs / 3),
+  );
+  const notify = options.notify ?? true;
+  if (typeof notify !== "boolean") invalid("notify", "must be a boolean");
+  const instanceId = options.instanceId ?? randomUUID();
+  if (typeof instanceId !== "string" || instanceId.length === 0 || instanceId.length > 200) {
+    invalid("instanceId", "must be a non-empty string of at most 200 characters");
+  }
+  const backoffBaseMs = int("backoffBaseMs", options.backoffBaseMs, 200, 1);
+  return Object.freeze({
+    connectionString: Redacted.make(options.connectionString),
+    kafka: options.kafka === undefined ? undefined : resolveKafka(options.kafka),
+    producer: options.producer,
+    topics: Object.freeze(topics),
+    tables,
+    instanceId,
+    shardCount,
+    shards: Object.freeze([...shards]),
+    batchSize: int("batchSize", options.batchSize, 500, 1, 10_000),
+    leaseMs,
+    heartbeatIntervalMs,
+    acquireIntervalMs: int("acquireIntervalMs", options.acquireIntervalMs, heartbeatIntervalMs, 10),
+    notify,
+    pollIntervalMs: int("pollIntervalMs", options.pollIntervalMs, notify ? 1000 : 200, 10),
+    maxAttempts: int("maxAttempts", options.maxAttempts, 3, 1, 1000),
+    backoffBaseMs,
+    backoffMaxMs: int("backoffMaxMs", options.backoffMaxMs, 30_000, backoffBaseMs),
+    retentionMs: int("retentionMs", options.retentionMs, 86_400_000, 0),
+    retentionIntervalMs: int("retentionIntervalMs", options.retentionIntervalMs, 60_000, 10),
+    retentionBatchSize: int("retentionBatchSize", options.retentionBatchSize, 1000, 1, 100_000),
+    statementTimeoutMs: int("statementTimeoutMs", options.statementTimeoutMs, 30_000, 100),
+  });
+}

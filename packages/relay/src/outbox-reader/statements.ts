@@ -1,0 +1,81 @@
+import type { TableNames } from "@eventlane/core";
+import { createHash } from "node:crypto";
+
+/** A named prepared statement (parsed once per connection). The name is derived from the text. */
+export interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+function statement(label: string, text: string): Statement {
+  const digest = createHash("sha1").update(text).digest("hex").slice(0, 12);
+  return { name: `eventlane_relay_${label}_${digest}`, text };
+}
+
+/** The relay's hot-path SQL for one set of table names, kept as readable statements. */
+export interface RelayStatements {
+  readonly readBatch: Statement;
+  readonly lockShardForShare: Statement;
+  readonly markPublished: Statement;
+  readonly recordFailure: Statement;
+  readonly parkKey: Statement;
+  readonly logDeadLetter: Statement;
+  readonly deleteProcessed: Statement;
+}
+
+export function relayStatements(n: TableNames): RelayStatements {
+  return {
+    // Pending rows of one shard in id order. Reading by status (never by an id cursor) is what makes a
+    // row that commits after higher ids still get published (DESIGN invariant 3). Rows of a parked
+    // (topic, key) are skipped, so a dead letter holds back only its own key (invariant 7).
+    readBatch: statement(
+      "read_batch",
+      `SELECT o.id::text AS id, o.event_id::text AS event_id, o.topic, o.key, o.event_type, o.schema_version,
+              o.aggregate_type, o.aggregate_id, o.aggregate_version, o.key_sequence::text AS key_sequence,
+              COALESCE(o.payload, e.payload)::text AS payload, o.headers, o.attempts, o.created_at
+         FROM ${n.outbox} o
+         LEFT JOIN ${n.events} e ON o.payload IS NULL AND e.event_id = o.event_id
+        WHERE o.status = 'pending'
+          AND (o.key_hash & 2147483647) % $1::integer = $2::integer
+          AND NOT EXISTS (SELECT 1 FROM ${n.parkedKeys} p WHERE p.topic = o.topic AND p.key = o.key)
+        ORDER BY o.id
+        LIMIT $3`,
+    ),
+    // FOR SHARE blocks a successor's token update until this transaction ends, and the token check
+    // then runs on the committed row: a plain guarded UPDATE would race under READ COMMITTED.
+    lockShardForShare: statement(
+      "lock_shard",
+      `SELECT token::text AS token FROM ${n.relayShards} WHERE shard = $1 FOR SHARE`,
+    ),
+    markPublished: statement(
+      "mark_published",
+      `UPDATE ${n.outbox} SET status = 'published', published_at = now(), published_epoch = $2
+        WHERE id = ANY($1::bigint[]) AND status = 'pending'`,
+    ),
+    recordFailure: statement(
+      "record_failure",
+      `UPDATE ${n.outbox}
+          SET attempts = attempts + 1, last_error = $2,
+              status = CASE WHEN attempts + 1 >= $3 THEN 'dead_lettered' ELSE status END
+        WHERE id = $1 AND status = 'pending'
+    RETURNING attempts, status, topic, key`,
+    ),
+    parkKey: statement(
+      "park_key",
+      `INSERT INTO ${n.parkedKeys} (topic, key, outbox_id, reason) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (topic, key) DO NOTHING`,
+    ),
+    logDeadLetter: statement(
+      "log_dead_letter",
+      `INSERT INTO ${n.deadLetterLog} (outbox_id, topic, key, action, reason, actor) VALUES ($1, $2, $3, $4, $5, $6)`,
+    ),
+    // Old rows have low ids, so walking the primary key finds them first and stops early.
+    deleteProcessed: statement(
+      "delete_processed",
+      `DELETE FROM ${n.outbox} WHERE id IN (
+         SELECT id FROM ${n.outbox}
+          WHERE status IN ('published', 'skipped') AND created_at < now() - ($1::bigint * interval '1 millisecond')
+          ORDER BY id LIMIT $2)`,
+    ),
+  };
+}

@@ -1,0 +1,205 @@
+import { murmur2 } from "@eventlane/core";
+import {
+  Admin,
+  ConfigResourceTypes,
+  type Partitioner,
+  Producer,
+  type ProducerOptions,
+  type SASLOptions,
+  stringSerializers,
+} from "@platformatic/kafka";
+import { Redacted } from "effect";
+import type { ConnectionOptions } from "node:tls";
+import type { ResolvedKafkaOptions } from "../options.ts";
+import { classifyPlatformaticError, describePlatformaticError } from "./classify-platformatic-error.ts";
+import {
+  type OutboundMessage,
+  type ProducerHooks,
+  type ProducerPort,
+  ProducerSendError,
+  type PublishFailureReason,
+  type TopicDescription,
+} from "./producer-port.ts";
+
+/** Kafka's default `max.message.bytes` (1 MiB + record batch overhead), used if the broker does not say. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+
+/**
+ * Retries inside the client before the relay's shard back-off takes over: 2, like the kafkajs adapter.
+ * Must stay above 1: an idempotent @platformatic/kafka producer turns `retries <= 1` into unlimited.
+ */
+const CLIENT_RETRIES = 2;
+/** Delay before a client retry (ms): 100, 200, then capped at 1000, as kafkajs's retry of the other adapter. */
+const retryDelay = (_client: unknown, _operation: string, attempt: number): number =>
+  Math.min(100 * 2 ** (attempt - 1), 1000);
+
+const SASL_MECHANISMS = {
+  plain: "PLAIN",
+  "scram-sha-256": "SCRAM-SHA-256",
+  "scram-sha-512": "SCRAM-SHA-512",
+} as const;
+
+type Strings = ProducerOptions<string, string, string, string>;
+
+/**
+ * Kafka's default partitioner: `toPositive(murmur2(keyBytes)) % partitions`. @platformatic/kafka's
+ * own default takes `murmur2 >>> 0` instead of `& 0x7fffffff`, which puts about half of all keys on
+ * another partition than Java clients and kafkajs whenever the partition count is not a power of two,
+ * so the hash is Eventlane's. The client reduces the result `% partitionsCount` itself.
+ */
+const kafkaPartitioner: Partitioner<string, string, string, string> = (_message, key) =>
+  key === undefined ? 0 : murmur2(key) & 0x7fffffff;
+
+function toError(error: unknown, reason: PublishFailureReason = classifyPlatformaticError(error)): ProducerSendError {
+  if (error instanceof ProducerSendError) return error;
+  return new ProducerSendError({ reason, message: describePlatformaticError(error), cause: error });
+}
+
+/**
+ * The @platformatic/kafka adapter of {@link ProducerPort}: an idempotent producer (acks=all, one
+ * request in flight per broker, which the client enforces for idempotent producers) with Kafka's
+ * murmur2 partitioning on the UTF-8 bytes of the key, the same partitions as the kafkajs adapter.
+ * The client retries a failed request twice (100, 200 ms) before the relay's shard back-off takes
+ * over. After a failed send the client drops its producer id by itself; the relay's `reset` also
+ * closes the connections, so the next send starts a fresh producer session either way.
+ *
+ * Needs Node.js >= 22.22 or >= 24.6 (the client's own requirement) and `@platformatic/kafka` installed.
+ */
+export class PlatformaticProducer implements ProducerPort {
+  readonly #base: Omit<Strings, "serializers">;
+  #producer: Producer<string, string, string, string> | undefined;
+  #hooks: ProducerHooks | undefined;
+  #connected = false;
+
+  constructor(options: ResolvedKafkaOptions) {
+    const ssl = options.ssl === undefined ? undefined : Redacted.value(options.ssl);
+    const sasl = options.sasl === undefined ? undefined : Redacted.value(options.sasl);
+    const tls: ConnectionOptions | undefined = ssl === undefined || ssl === false ? undefined : ssl === true ? {} : ssl;
+    this.#base = {
+      clientId: options.clientId,
+      bootstrapBrokers: [...options.brokers],
+      connectTimeout: options.connectionTimeoutMs,
+      // Client side: how long to wait for any response. Broker side (`timeout`): how long the leader
+      // waits for the in-sync replicas of a produce request. kafkajs's adapter uses the same value for both.
+      requestTimeout: options.requestTimeoutMs,
+      timeout: options.requestTimeoutMs,
+      retries: CLIENT_RETRIES,
+      retryDelay,
+      autocreateTopics: false,
+      ...(tls !== undefined
+        ? {
+            tls,
+            // SNI and certificate check against the broker's host unless the caller named a server.
+            tlsServerName: typeof tls.servername === "string" ? tls.servername : true,
+          }
+        : {}),
+      ...(sasl !== undefined
+        ? {
+            sasl: {
+              mechanism: SASL_MECHANISMS[sasl.mechanism],
+              username: sasl.username,
+              password: sasl.password,
+            } satisfies SASLOptions,
+          }
+        : {}),
+    };
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Creates the producer and obtains its producer id (which also proves the brokers are reachable). */
+  async connect(hooks: ProducerHooks): Promise<void> {
+    this.#hooks = hooks;
+    if (this.#producer !== undefined) return;
+    const producer = new Producer<string, string, string, string>({
+      ...this.#base,
+      idempotent: true,
+      acks: -1,
+      maxInflights: 1,
+      partitioner: kafkaPartitioner,
+      serializers: stringSerializers,
+    });
+    this.#producer = producer;
+    try {
+      await producer.initIdempotentProducer({});
+    } catch (error) {
+      this.#producer = undefined;
+      await producer.close().catch(() => undefined);
+      throw toError(error, "connection");
+    }
+    this.#connected = true;
+    hooks.onConnected();
+  }
+
+  async send(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
+    if (this.#producer === undefined) {
+      if (this.#hooks === undefined) throw new ProducerSendError({ reason: "connection", message: "not connected" });
+      await this.connect(this.#hooks);
+    }
+    try {
+      await this.#producer!.send({
+        acks: -1,
+        messages: messages.map((m) => ({
+          topic,
+          key: m.key,
+          // `undefined` is written as a null value (a tombstone), as kafkajs writes `null`.
+          ...(m.value !== null ? { value: m.value } : {}),
+          headers: { ...m.headers },
+        })),
+      });
+    } catch (error) {
+      throw toError(error);
+    }
+  }
+
+  async reset(): Promise<void> {
+    const producer = this.#producer;
+    this.#producer = undefined;
+    if (producer === undefined) return;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    await producer.close(true).catch(() => undefined);
+    if (wasConnected) this.#hooks?.onDisconnected();
+  }
+
+  async describeTopics(topics: readonly string[]): Promise<readonly TopicDescription[]> {
+    const admin = new Admin({ ...this.#base, retries: 3 });
+    try {
+      const existing = new Set(await admin.listTopics());
+      const present = topics.filter((t) => existing.has(t));
+      const partitions = new Map<string, number>();
+      const maxBytes = new Map<string, number>();
+      if (present.length > 0) {
+        const metadata = await admin.metadata({ topics: [...present] });
+        for (const [name, topic] of metadata.topics) partitions.set(name, topic.partitionsCount);
+        const configs = await admin.describeConfigs({
+          resources: present.map((name) => ({
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: name,
+            configurationKeys: ["max.message.bytes"],
+          })),
+        });
+        for (const resource of configs) {
+          const entry = resource.configs.find((c) => c.name === "max.message.bytes");
+          if (entry?.value != null) maxBytes.set(resource.resourceName, Number(entry.value));
+        }
+      }
+      return topics.map((name) => ({
+        name,
+        exists: existing.has(name),
+        partitions: partitions.get(name) ?? 0,
+        maxMessageBytes: maxBytes.get(name) ?? DEFAULT_MAX_MESSAGE_BYTES,
+      }));
+    } catch (error) {
+      throw toError(error);
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    await this.reset();
+  }
+}

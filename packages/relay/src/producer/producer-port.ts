@@ -1,0 +1,60 @@
+import { Data } from "effect";
+
+/** Why a send failed. Everything but `record` backs off the whole shard and never counts as an attempt. */
+export const PublishFailureReasons = [
+  "connection",
+  "leadership",
+  "timeout",
+  "throttling",
+  "record",
+  "unknown",
+] as const;
+export type PublishFailureReason = (typeof PublishFailureReasons)[number];
+
+/** One Kafka record as the relay publishes it. */
+export interface OutboundMessage {
+  readonly key: string;
+  readonly value: string | null;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** What the relay needs to know about a topic at start. */
+export interface TopicDescription {
+  readonly name: string;
+  readonly exists: boolean;
+  readonly partitions: number;
+  /** The topic's `max.message.bytes` (the limit for one record batch). */
+  readonly maxMessageBytes: number;
+}
+
+/** A send failed; `reason` classifies it. The whole send counts as unsent. */
+export class ProducerSendError extends Data.TaggedError("ProducerSendError")<{
+  readonly reason: PublishFailureReason;
+  readonly message: string;
+  readonly cause?: unknown;
+}> {
+  readonly code = "EVENTLANE_RELAY_PUBLISH" as const;
+}
+
+/** Lifecycle hooks an adapter calls. */
+export interface ProducerHooks {
+  readonly onConnected: () => void;
+  readonly onDisconnected: () => void;
+}
+
+/**
+ * The relay's port to Kafka. Contract: idempotent, acks=all, at most one request in flight, Kafka's
+ * murmur2 partitioning by message key, and `send` is never called concurrently (the relay serialises).
+ */
+export interface ProducerPort {
+  /** Connects (or reconnects after `reset`). Rejects with {@link ProducerSendError}. */
+  connect(hooks: ProducerHooks): Promise<void>;
+  /** Sends records to one topic and resolves once every record is acknowledged by all in-sync replicas. */
+  send(topic: string, messages: readonly OutboundMessage[]): Promise<void>;
+  /** Drops the current connection so the next `send` starts a fresh producer session. */
+  reset(): Promise<void>;
+  /** Describes topics without creating them. */
+  describeTopics(topics: readonly string[]): Promise<readonly TopicDescription[]>;
+  disconnect(): Promise<void>;
+  readonly connected: boolean;
+}

@@ -1,0 +1,230 @@
+import { LeadershipLostError, RelayDatabaseError, describeError } from "../errors.ts";
+import type { ShardLease } from "../leader/shard-lease.ts";
+import { inFencedTransaction } from "../outbox-reader/fenced-transaction.ts";
+import { readPendingBatch } from "../outbox-reader/outbox-reader.ts";
+import type { OutboxRow } from "../outbox-reader/outbox-row.ts";
+import {
+  chunkBySize,
+  estimateSingleRecordBatchBytes,
+  isRecordProblem,
+  toOutboundMessage,
+} from "../producer/outbound-message.ts";
+import { type OutboundMessage, ProducerSendError } from "../producer/producer-port.ts";
+import type { RelayRuntime } from "./runtime.ts";
+
+/** What one pass of the shard loop did. Never thrown: the Effect loop decides what follows. */
+export type BatchOutcome =
+  | { readonly kind: "idle" }
+  | { readonly kind: "worked" }
+  | { readonly kind: "backoff"; readonly error: ProducerSendError }
+  | { readonly kind: "lost"; readonly error: LeadershipLostError }
+  | { readonly kind: "database"; readonly error: RelayDatabaseError };
+
+interface Item {
+  readonly row: OutboxRow;
+  readonly message: OutboundMessage;
+}
+
+interface Failure {
+  readonly row: OutboxRow;
+  readonly reason: string;
+}
+
+const keyOf = (row: OutboxRow) => `${row.topic}\u0000${row.key}`;
+
+function asSendError(error: unknown): ProducerSendError {
+  return error instanceof ProducerSendError
+    ? error
+    : new ProducerSendError({ reason: "unknown", message: describeError(error), cause: error });
+}
+
+/**
+ * One batch of a shard: read pending rows in id order (parked keys skipped), send them per topic,
+ * and mark the outcome in one fenced transaction.
+ *
+ * - The lease is checked right before every send (self-fencing): a leader whose last good heartbeat
+ *   is older than the lease sends nothing more.
+ * - A record-level failure (oversize with headers, invalid record, or a broker record error found by
+ *   resending one record at a time) counts an attempt for that row and holds back every later row
+ *   of its (topic, key) in this batch, so per-key order survives; other keys flow.
+ * - Any other send failure stops the batch: the failed send counts as wholly unsent, rows sent before
+ *   it are still marked, and the shard backs off. No attempt is counted.
+ */
+export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise<BatchOutcome> {
+  const started = Date.now();
+  const { options } = rt;
+  let rows: OutboxRow[];
+  try {
+    rows = await readPendingBatch(rt.pool, rt.statements, lease.shard, options.shardCount, options.batchSize);
+  } catch (error) {
+    return { kind: "database", error: dbError("read a batch", error) };
+  }
+  if (rows.length === 0) return { kind: "idle" };
+
+  const blocked = new Set<string>();
+  const failures: Failure[] = [];
+  const fail = (row: OutboxRow, reason: string) => {
+    failures.push({ row, reason });
+    blocked.add(keyOf(row));
+  };
+  const byTopic = new Map<string, Item[]>();
+  for (const row of rows) {
+    if (blocked.has(keyOf(row))) continue;
+    const topic = rt.topics.get(row.topic);
+    if (topic === undefined) {
+      fail(row, `unrouted-topic: "${row.topic}" is not in the relay's topics option`);
+      continue;
+    }
+    const message = toOutboundMessage(row);
+    if (isRecordProblem(message)) {
+      fail(row, message.reason);
+      continue;
+    }
+    const bytes = estimateSingleRecordBatchBytes(message);
+    if (bytes > topic.maxMessageBytes) {
+      fail(
+        row,
+        `oversize: the record is about ${bytes} bytes with headers; topic max.message.bytes is ${topic.maxMessageBytes}`,
+      );
+      continue;
+    }
+    let list = byTopic.get(row.topic);
+    if (list === undefined) {
+      list = [];
+      byTopic.set(row.topic, list);
+    }
+    list.push({ row, message });
+  }
+
+  const published: { row: OutboxRow; at: number }[] = [];
+  let stop: ProducerSendError | LeadershipLostError | undefined;
+  const send = async (topic: string, items: readonly Item[]) => {
+    await rt.sendSerially(async () => {
+      lease.assertValid();
+      await rt.producer.send(
+        topic,
+        items.map((i) => i.message),
+      );
+    });
+    const at = Date.now();
+    for (const i of items) published.push({ row: i.row, at });
+  };
+
+  outer: for (const [topic, items] of byTopic) {
+    const maxBytes = rt.topics.get(topic)!.maxMessageBytes;
+    for (const chunk of chunkBySize(items, maxBytes)) {
+      const sendable = chunk.filter((i) => !blocked.has(keyOf(i.row)));
+      if (sendable.length === 0) continue;
+      try {
+        await send(topic, sendable);
+        continue;
+      } catch (error) {
+        if (error instanceof LeadershipLostError) {
+          stop = error;
+          break outer;
+        }
+        const e = asSendError(error);
+        if (e.reason !== "record") {
+          stop = e;
+          break outer;
+        }
+        if (sendable.length === 1) {
+          fail(sendable[0]!.row, `record: ${e.message}`);
+          continue;
+        }
+      }
+      // A record error in a multi-record send: find the offending records one by one.
+      for (const item of sendable) {
+        if (blocked.has(keyOf(item.row))) continue;
+        try {
+          await send(topic, [item]);
+        } catch (error) {
+          if (error instanceof LeadershipLostError) {
+            stop = error;
+            break outer;
+          }
+          const e = asSendError(error);
+          if (e.reason !== "record") {
+            stop = e;
+            break outer;
+          }
+          fail(item.row, `record: ${e.message}`);
+        }
+      }
+    }
+  }
+
+  let deadLettered: { row: OutboxRow; attempts: number; reason: string }[] = [];
+  const attemptsOf = new Map<string, number>();
+  if (published.length > 0 || failures.length > 0) {
+    try {
+      deadLettered = await inFencedTransaction(rt.pool, rt.statements, lease, async (client) => {
+        if (published.length > 0) {
+          await client.query({
+            ...rt.statements.markPublished,
+            values: [published.map((p) => p.row.id), lease.epoch],
+          });
+        }
+        const dead: { row: OutboxRow; attempts: number; reason: string }[] = [];
+        for (const f of failures) {
+          const r = await client.query<{ attempts: number; status: string }>({
+            ...rt.statements.recordFailure,
+            values: [f.row.id, f.reason, options.maxAttempts],
+          });
+          const result = r.rows[0];
+          if (result === undefined) continue;
+          attemptsOf.set(f.row.id, result.attempts);
+          if (result.status === "dead_lettered") {
+            await client.query({ ...rt.statements.parkKey, values: [f.row.topic, f.row.key, f.row.id, f.reason] });
+            await client.query({
+              ...rt.statements.logDeadLetter,
+              values: [f.row.id, f.row.topic, f.row.key, "dead_lettered", f.reason, options.instanceId],
+            });
+            dead.push({ row: f.row, attempts: result.attempts, reason: f.reason });
+          }
+        }
+        return dead;
+      });
+    } catch (error) {
+      if (error instanceof LeadershipLostError) {
+        lease.markLost("fenced");
+        return { kind: "lost", error };
+      }
+      return { kind: "database", error: dbError("mark a batch", error) };
+    }
+  }
+
+  const { shard, epoch } = lease;
+  if (published.length > 0) {
+    const counts: Record<string, number> = {};
+    for (const p of published) counts[p.row.topic] = (counts[p.row.topic] ?? 0) + 1;
+    rt.events.emit("batch:published", {
+      shard,
+      epoch,
+      count: published.length,
+      byTopic: counts,
+      durationMs: Date.now() - started,
+      commitToPublishMs: published.map((p) => p.at - p.row.createdAt.getTime()),
+    });
+  }
+  for (const f of failures) {
+    const attempts = attemptsOf.get(f.row.id);
+    if (attempts === undefined) continue;
+    rt.events.emit("record:failed", { shard, outboxId: f.row.id, topic: f.row.topic, attempts, reason: f.reason });
+  }
+  for (const d of deadLettered) {
+    rt.events.emit("dead-lettered", { shard, outboxId: d.row.id, topic: d.row.topic, reason: d.reason });
+    rt.events.emit("key:parked", { topic: d.row.topic, outboxId: d.row.id });
+  }
+  if (stop instanceof LeadershipLostError) return { kind: "lost", error: stop };
+  if (stop !== undefined) return { kind: "backoff", error: stop };
+  return { kind: "worked" };
+}
+
+function dbError(operation: string, error: unknown): RelayDatabaseError {
+  return new RelayDatabaseError({
+    operation,
+    message: `could not ${operation}: ${describeError(error)}`,
+    cause: error,
+  });
+}
