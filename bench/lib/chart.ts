@@ -86,3 +86,80 @@ export function writeBarChart(
 export function progress(message: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
+
+export interface Series {
+  readonly name: string;
+  readonly points: ReadonlyArray<readonly [number, number]>;
+}
+
+/** Writes a line chart (e.g. a latency CDF or lag over time) as SVG to bench/results/<file>. */
+export function writeLineChart(
+  file: string,
+  title: string,
+  axes: { readonly x: string; readonly y: string; readonly logX?: boolean },
+  series: readonly Series[],
+  markers: ReadonlyArray<{ readonly x: number; readonly label: string }> = [],
+): string {
+  const W = 900;
+  const H = 460;
+  const left = 70;
+  const right = 20;
+  const top = 50;
+  const bottom = 80;
+  const all = series.flatMap((s) => s.points);
+  const xs = all.map((p) => p[0]);
+  const ys = all.map((p) => p[1]);
+  const fx = (v: number) => (axes.logX ? Math.log10(Math.max(v, 0.01)) : v);
+  const xMin = Math.min(...xs.map(fx), ...markers.map((m) => fx(m.x)));
+  const xMax = Math.max(...xs.map(fx), ...markers.map((m) => fx(m.x))) || 1;
+  const yMax = Math.max(...ys) * 1.05 || 1;
+  const X = (v: number) => left + ((fx(v) - xMin) / (xMax - xMin || 1)) * (W - left - right);
+  const Y = (v: number) => top + (H - top - bottom) - (v / yMax) * (H - top - bottom);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${esc(title)}</text>`,
+    `<line x1="${left}" y1="${top}" x2="${left}" y2="${H - bottom}" stroke="#333"/>`,
+    `<line x1="${left}" y1="${H - bottom}" x2="${W - right}" y2="${H - bottom}" stroke="#333"/>`,
+    `<text x="${W / 2}" y="${H - bottom + 36}" text-anchor="middle">${esc(axes.x)}</text>`,
+    `<text x="16" y="${top + (H - top - bottom) / 2}" transform="rotate(-90 16 ${top + (H - top - bottom) / 2})" text-anchor="middle">${esc(axes.y)}</text>`,
+  ];
+  for (let i = 0; i <= 5; i++) {
+    const yv = (yMax / 5) * i;
+    parts.push(
+      `<text x="${left - 6}" y="${Y(yv) + 4}" text-anchor="end">${yv >= 10 ? yv.toFixed(0) : yv.toFixed(2)}</text>`,
+    );
+    parts.push(`<line x1="${left}" y1="${Y(yv)}" x2="${W - right}" y2="${Y(yv)}" stroke="#eee"/>`);
+    const xv = xMin + ((xMax - xMin) / 5) * i;
+    const label = axes.logX ? 10 ** xv : xv;
+    parts.push(
+      `<text x="${left + ((W - left - right) / 5) * i}" y="${H - bottom + 16}" text-anchor="middle">${label >= 10 ? label.toFixed(0) : label.toFixed(2)}</text>`,
+    );
+  }
+  series.forEach((s, i) => {
+    const d = s.points.map((p, j) => `${j === 0 ? "M" : "L"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ");
+    parts.push(`<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2"/>`);
+    parts.push(
+      `<rect x="${left + i * 220}" y="${H - 28}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`,
+    );
+    parts.push(`<text x="${left + i * 220 + 16}" y="${H - 18}">${esc(s.name)}</text>`);
+  });
+  for (const m of markers) {
+    parts.push(
+      `<line x1="${X(m.x)}" y1="${top}" x2="${X(m.x)}" y2="${H - bottom}" stroke="#c00" stroke-dasharray="6 4"/>`,
+    );
+    parts.push(`<text x="${X(m.x) + 4}" y="${top + 12}" fill="#c00">${esc(m.label)}</text>`);
+  }
+  parts.push("</svg>");
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../results");
+  mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, file);
+  writeFileSync(out, parts.join("\n"));
+  return out;
+}
+
+/** The q-quantile (0..1) of sorted numbers. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
