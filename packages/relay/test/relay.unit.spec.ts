@@ -162,7 +162,7 @@ describe("Kafka records", () => {
     payload: '{"a":1}',
     headers: { traceparent: "tp" },
     attempts: 0,
-    createdAt: new Date(),
+    createdAtMs: Date.now(),
   };
   it("carries the invariant-6 headers", () => {
     expect(toOutboundMessage(row)).toEqual({

@@ -16,18 +16,25 @@ interface RawRow {
   payload: string | null;
   headers: unknown;
   attempts: number;
-  created_at: Date;
+  created_at_ms: number;
 }
 
-/** Reads up to `limit` pending rows of `shard` in id order, skipping parked keys. Memory is bounded by `limit`. */
+/**
+ * Reads up to `limit` pending rows of `shard` in id order, skipping parked keys and the ids in
+ * `excludeIds` (the batch being sent while this one is read ahead). Memory is bounded by `limit`.
+ */
 export async function readPendingBatch(
   pool: pg.Pool,
   statements: RelayStatements,
   shard: number,
   shardCount: number,
   limit: number,
+  excludeIds: readonly string[] = [],
 ): Promise<OutboxRow[]> {
-  const result = await pool.query<RawRow>({ ...statements.readBatch, values: [shardCount, shard, limit] });
+  const result =
+    shardCount === 1
+      ? await pool.query<RawRow>({ ...statements.readBatchSingleShard, values: [limit, excludeIds] })
+      : await pool.query<RawRow>({ ...statements.readBatch, values: [shardCount, shard, limit, excludeIds] });
   return result.rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
@@ -42,6 +49,6 @@ export async function readPendingBatch(
     payload: r.payload,
     headers: r.headers,
     attempts: r.attempts,
-    createdAt: r.created_at,
+    createdAtMs: r.created_at_ms,
   }));
 }

@@ -15,5 +15,6 @@ export interface OutboxRow {
   readonly payload: string | null;
   readonly headers: unknown;
   readonly attempts: number;
-  readonly createdAt: Date;
+  /** When the row was inserted (Unix milliseconds), for commit-to-publish latency. */
+  readonly createdAtMs: number;
 }

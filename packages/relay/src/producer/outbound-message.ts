@@ -2,8 +2,6 @@ import { Headers } from "@eventlane/core";
 import type { OutboxRow } from "../outbox-reader/outbox-row.ts";
 import type { OutboundMessage } from "./producer-port.ts";
 
-const encoder = new TextEncoder();
-
 /** A row that cannot be published as it is: counts toward its attempts. */
 export interface RecordProblem {
   readonly reason: string;
@@ -43,17 +41,21 @@ export function isRecordProblem(m: OutboundMessage | RecordProblem): m is Record
 }
 
 /** Record batch header of the v2 format: base offset .. records count. */
-const RECORD_BATCH_OVERHEAD = 61;
+export const RECORD_BATCH_OVERHEAD = 61;
 /** Per record: length, attributes, timestamp and offset deltas, key/value lengths, header count (varints, worst case). */
 const RECORD_OVERHEAD = 5 + 1 + 10 + 5 + 5 + 5 + 5;
 /** Per header: key and value length varints (worst case). */
 const HEADER_OVERHEAD = 10;
 
-/** Upper bound of a record's size on the wire (uncompressed), headers included. */
+/**
+ * Upper bound of a record's size on the wire (uncompressed), headers included. Counts UTF-8 bytes
+ * without encoding (this runs once per record on the hot path).
+ */
 export function estimateRecordBytes(m: OutboundMessage): number {
-  let bytes = RECORD_OVERHEAD + encoder.encode(m.key).length + (m.value === null ? 0 : encoder.encode(m.value).length);
-  for (const [k, v] of Object.entries(m.headers))
-    bytes += HEADER_OVERHEAD + encoder.encode(k).length + encoder.encode(v).length;
+  let bytes =
+    RECORD_OVERHEAD + Buffer.byteLength(m.key, "utf8") + (m.value === null ? 0 : Buffer.byteLength(m.value, "utf8"));
+  for (const k in m.headers)
+    bytes += HEADER_OVERHEAD + Buffer.byteLength(k, "utf8") + Buffer.byteLength(m.headers[k]!, "utf8");
   return bytes;
 }
 
@@ -65,8 +67,9 @@ export function estimateSingleRecordBatchBytes(m: OutboundMessage): number {
 /**
  * Splits messages into sends whose record batches stay under `maxBatchBytes` even if every message
  * lands on one partition (kafkajs puts all records of a partition in one batch). Order is kept.
+ * `bytes`, when given, is the item's {@link estimateRecordBytes}, computed once by the caller.
  */
-export function chunkBySize<T extends { readonly message: OutboundMessage }>(
+export function chunkBySize<T extends { readonly message: OutboundMessage; readonly bytes?: number }>(
   items: readonly T[],
   maxBatchBytes: number,
 ): T[][] {
@@ -74,7 +77,7 @@ export function chunkBySize<T extends { readonly message: OutboundMessage }>(
   let current: T[] = [];
   let bytes = RECORD_BATCH_OVERHEAD;
   for (const item of items) {
-    const size = estimateRecordBytes(item.message);
+    const size = item.bytes ?? estimateRecordBytes(item.message);
     if (current.length > 0 && bytes + size > maxBatchBytes) {
       chunks.push(current);
       current = [];

@@ -5,8 +5,9 @@ import { readPendingBatch } from "../outbox-reader/outbox-reader.ts";
 import type { OutboxRow } from "../outbox-reader/outbox-row.ts";
 import {
   chunkBySize,
-  estimateSingleRecordBatchBytes,
+  estimateRecordBytes,
   isRecordProblem,
+  RECORD_BATCH_OVERHEAD,
   toOutboundMessage,
 } from "../producer/outbound-message.ts";
 import { type OutboundMessage, ProducerSendError } from "../producer/producer-port.ts";
@@ -23,6 +24,8 @@ export type BatchOutcome =
 interface Item {
   readonly row: OutboxRow;
   readonly message: OutboundMessage;
+  /** The record's estimated size, headers included. */
+  readonly bytes: number;
 }
 
 interface Failure {
@@ -53,13 +56,23 @@ function asSendError(error: unknown): ProducerSendError {
 export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise<BatchOutcome> {
   const started = Date.now();
   const { options } = rt;
+  const read = (excludeIds: readonly string[] = []) =>
+    readPendingBatch(rt.pool, rt.statements, lease.shard, options.shardCount, options.batchSize, excludeIds);
   let rows: OutboxRow[];
   try {
-    rows = await readPendingBatch(rt.pool, rt.statements, lease.shard, options.shardCount, options.batchSize);
+    // A batch read ahead while the previous one was being sent, if that one went through whole.
+    const ahead = readAhead.get(lease);
+    readAhead.delete(lease);
+    rows = (ahead === undefined ? [] : await ahead) ?? [];
+    if (rows.length === 0) rows = await read();
   } catch (error) {
     return { kind: "database", error: dbError("read a batch", error) };
   }
   if (rows.length === 0) return { kind: "idle" };
+  // Read the next batch while this one is sent: pending rows of this batch are excluded, and the
+  // result is used only if this batch is published whole (no record failure, no stop), because a
+  // failure holds back later rows of its key, which the read-ahead may contain.
+  const next = rows.length === options.batchSize ? read(rows.map((r) => r.id)).catch(() => undefined) : undefined;
 
   const blocked = new Set<string>();
   const failures: Failure[] = [];
@@ -80,7 +93,8 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
       fail(row, message.reason);
       continue;
     }
-    const bytes = estimateSingleRecordBatchBytes(message);
+    const recordBytes = estimateRecordBytes(message);
+    const bytes = RECORD_BATCH_OVERHEAD + recordBytes;
     if (bytes > topic.maxMessageBytes) {
       fail(
         row,
@@ -93,7 +107,7 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
       list = [];
       byTopic.set(row.topic, list);
     }
-    list.push({ row, message });
+    list.push({ row, message, bytes: recordBytes });
   }
 
   const published: { row: OutboxRow; at: number }[] = [];
@@ -156,7 +170,21 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
 
   let deadLettered: { row: OutboxRow; attempts: number; reason: string }[] = [];
   const attemptsOf = new Map<string, number>();
-  if (published.length > 0 || failures.length > 0) {
+  if (published.length > 0 && failures.length === 0) {
+    try {
+      await markPublishedFenced(
+        rt,
+        lease,
+        published.map((p) => p.row.id),
+      );
+    } catch (error) {
+      if (error instanceof LeadershipLostError) {
+        lease.markLost("fenced");
+        return { kind: "lost", error };
+      }
+      return { kind: "database", error: dbError("mark a batch", error) };
+    }
+  } else if (published.length > 0 || failures.length > 0) {
     try {
       deadLettered = await inFencedTransaction(rt.pool, rt.statements, lease, async (client) => {
         if (published.length > 0) {
@@ -204,7 +232,7 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
       count: published.length,
       byTopic: counts,
       durationMs: Date.now() - started,
-      commitToPublishMs: published.map((p) => p.at - p.row.createdAt.getTime()),
+      commitToPublishMs: published.map((p) => p.at - p.row.createdAtMs),
     });
   }
   for (const f of failures) {
@@ -218,7 +246,30 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
   }
   if (stop instanceof LeadershipLostError) return { kind: "lost", error: stop };
   if (stop !== undefined) return { kind: "backoff", error: stop };
+  if (next !== undefined && failures.length === 0 && published.length === rows.length) readAhead.set(lease, next);
   return { kind: "worked" };
+}
+
+/**
+ * The batch read ahead for a lease, consumed by its next `publishBatch`. Keyed by the lease object,
+ * so it lives exactly as long as one leadership term and a new term never sees an old read.
+ */
+const readAhead = new WeakMap<ShardLease, Promise<OutboxRow[] | undefined>>();
+
+/** Marks rows published in one fenced statement; throws {@link LeadershipLostError} when fenced. */
+async function markPublishedFenced(rt: RelayRuntime, lease: ShardLease, ids: readonly string[]): Promise<void> {
+  const r = await rt.pool.query<{ token: string | null; marked: number }>({
+    ...rt.statements.markPublishedFenced,
+    values: [ids, lease.epoch, lease.shard, lease.token],
+  });
+  if (r.rows[0]?.token !== lease.token) {
+    throw new LeadershipLostError({
+      shard: lease.shard,
+      epoch: lease.epoch,
+      reason: "fenced",
+      message: `shard ${lease.shard}: another instance holds it now (epoch ${lease.epoch} is stale)`,
+    });
+  }
 }
 
 function dbError(operation: string, error: unknown): RelayDatabaseError {

@@ -18,9 +18,9 @@ const emit = <K extends RelayEventName>(rt: RelayRuntime, event: K, payload: Rel
   Effect.sync(() => rt.events.emit(event, payload));
 
 /** Sleeps up to `ms`, waking early on a NOTIFY; interruptible. */
-const idle = (rt: RelayRuntime, ms: number) =>
+const idle = (rt: RelayRuntime, ms: number, since: number) =>
   Effect.callback<void>((resume, signal) => {
-    rt.wakeup.wait(ms, signal).then(() => resume(Effect.void));
+    rt.wakeup.wait(ms, signal, since).then(() => resume(Effect.void));
   });
 
 /** Heartbeats on the lock session until one fails; fails with the loss. */
@@ -63,6 +63,8 @@ const publishLoop = (rt: RelayRuntime, lease: ShardLease) =>
   Effect.gen(function* () {
     const backoff = yield* makeBackoffStepper(rt.options.backoffBaseMs, rt.options.backoffMaxMs);
     for (;;) {
+      // A NOTIFY that arrives while the batch is read or sent must not wait for the next poll.
+      const since = rt.wakeup.generation;
       const outcome = yield* Effect.uninterruptible(Effect.promise(() => publishBatch(rt, lease)));
       switch (outcome.kind) {
         case "worked":
@@ -70,7 +72,7 @@ const publishLoop = (rt: RelayRuntime, lease: ShardLease) =>
           break;
         case "idle":
           yield* backoff.reset;
-          yield* idle(rt, rt.options.pollIntervalMs);
+          yield* idle(rt, rt.options.pollIntervalMs, since);
           break;
         case "lost":
           return yield* Effect.fail(outcome.error);
