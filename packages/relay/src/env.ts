@@ -1,5 +1,14 @@
 import { RelayEnvError } from "./errors.ts";
-import type { RelayKafkaOptions, RelayOptions, RelaySasl, RelayTopic } from "./options.ts";
+import {
+  type KafkaClient,
+  KafkaClients,
+  type KafkaProducerMode,
+  KafkaProducerModes,
+  type RelayKafkaOptions,
+  type RelayOptions,
+  type RelaySasl,
+  type RelayTopic,
+} from "./options.ts";
 
 /**
  * Environment variables read by {@link relayOptionsFromEnv}. Required: `EVENTLANE_DATABASE_URL`,
@@ -9,6 +18,9 @@ export const RelayEnvVariables = {
   databaseUrl: "EVENTLANE_DATABASE_URL",
   kafkaBrokers: "EVENTLANE_KAFKA_BROKERS",
   kafkaClientId: "EVENTLANE_KAFKA_CLIENT_ID",
+  kafkaClient: "EVENTLANE_KAFKA_CLIENT",
+  kafkaMode: "EVENTLANE_KAFKA_MODE",
+  kafkaTransactionalIdPrefix: "EVENTLANE_KAFKA_TRANSACTIONAL_ID_PREFIX",
   kafkaSsl: "EVENTLANE_KAFKA_SSL",
   kafkaSaslMechanism: "EVENTLANE_KAFKA_SASL_MECHANISM",
   kafkaSaslUsername: "EVENTLANE_KAFKA_SASL_USERNAME",
@@ -62,6 +74,18 @@ function boolean(env: Env, variable: string): boolean | undefined {
   throw new RelayEnvError({ variable, message: `${variable} must be true or false; got ${JSON.stringify(v)}` });
 }
 
+function oneOf<T extends string>(env: Env, variable: string, allowed: readonly T[]): T | undefined {
+  const v = read(env, variable)?.toLowerCase();
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new RelayEnvError({
+      variable,
+      message: `${variable} must be one of ${allowed.join(", ")}; got ${JSON.stringify(v)}`,
+    });
+  }
+  return v as T;
+}
+
 function list(value: string): string[] {
   return value
     .split(",")
@@ -112,9 +136,15 @@ export function relayOptionsFromEnv(env: Env = process.env): RelayOptions {
   }
   const ssl = boolean(env, V.kafkaSsl);
   const clientId = read(env, V.kafkaClientId);
+  const client = oneOf<KafkaClient>(env, V.kafkaClient, KafkaClients);
+  const mode = oneOf<KafkaProducerMode>(env, V.kafkaMode, KafkaProducerModes);
+  const transactionalIdPrefix = read(env, V.kafkaTransactionalIdPrefix);
   const kafka: RelayKafkaOptions = {
     brokers,
     ...(clientId !== undefined ? { clientId } : {}),
+    ...(client !== undefined ? { client } : {}),
+    ...(mode !== undefined ? { mode } : {}),
+    ...(transactionalIdPrefix !== undefined ? { transactionalIdPrefix } : {}),
     ...(ssl !== undefined ? { ssl } : {}),
     ...(sasl !== undefined ? { sasl } : {}),
   };

@@ -8,6 +8,7 @@ export const RelayErrorCodes = [
   "EVENTLANE_RELAY_TOPIC_MISSING",
   "EVENTLANE_RELAY_TOPIC_PARTITIONS",
   "EVENTLANE_RELAY_SHARD_COUNT_MISMATCH",
+  "EVENTLANE_RELAY_SHARDS_HELD",
   "EVENTLANE_RELAY_SESSION_POOLER",
   "EVENTLANE_RELAY_LEADERSHIP_LOST",
   "EVENTLANE_RELAY_PUBLISH",
@@ -55,6 +56,14 @@ export class ShardCountMismatchError extends Data.TaggedError("ShardCountMismatc
   readonly code = "EVENTLANE_RELAY_SHARD_COUNT_MISMATCH" as const;
 }
 
+/** `changeShardCount` while relays hold shard locks: stop every relay first. `shards` lists the held ones. */
+export class ShardsHeldError extends Data.TaggedError("ShardsHeldError")<{
+  readonly shards: readonly number[];
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_RELAY_SHARDS_HELD" as const;
+}
+
 /**
  * The lock connection does not keep one server session (statements run on different backends, or
  * the lock is not held by the session that took it): a pooler such as PgBouncer in transaction
@@ -78,6 +87,8 @@ export const LeadershipLossReasons = [
   "fenced",
   /** Graceful stop. */
   "stopped",
+  /** Handed over to another instance to balance the shards (after the in-flight batch). */
+  "rebalanced",
 ] as const;
 export type LeadershipLossReason = (typeof LeadershipLossReasons)[number];
 

@@ -3,7 +3,12 @@ export { RelayService, relayLayer } from "./relay/relay-layer.ts";
 export type { ShardStatus } from "./relay/runtime.ts";
 export { shardBackoff } from "./relay/backoff.ts";
 export {
+  KafkaClients,
+  KafkaProducerModes,
+  nodeSupportsPlatformatic,
   resolveRelayOptions,
+  type KafkaClient,
+  type KafkaProducerMode,
   type RelayKafkaOptions,
   type RelayOptions,
   type RelaySasl,
@@ -11,6 +16,7 @@ export {
   type ResolvedKafkaOptions,
   type ResolvedRelayOptions,
 } from "./options.ts";
+export { changeShardCount } from "./shards/change-shard-count.ts";
 export { relayOptionsFromEnv, RelayEnvVariables } from "./env.ts";
 export {
   DeadLetterNotFoundError,
@@ -22,6 +28,7 @@ export {
   RelayStateError,
   SessionPoolerError,
   ShardCountMismatchError,
+  ShardsHeldError,
   TopicMissingError,
   TopicPartitionsError,
   type LeadershipLossReason,
@@ -30,6 +37,7 @@ export {
 export type { RelayEventName, RelayEvents, RelayListener } from "./events.ts";
 export type { DeadLetter, DeadLetterAction, ListDeadLettersOptions } from "./dead-letters/dead-letters.ts";
 export {
+  isTransactional,
   ProducerSendError,
   PublishFailureReasons,
   type OutboundMessage,
@@ -37,6 +45,7 @@ export {
   type ProducerPort,
   type PublishFailureReason,
   type TopicDescription,
+  type TransactionalProducerPort,
 } from "./producer/producer-port.ts";
 export { KafkaJsProducer } from "./producer/kafkajs-producer.ts";
 export { classifyKafkaJsError } from "./producer/classify-kafkajs-error.ts";

@@ -47,6 +47,54 @@ export interface RelayKafkaOptions {
    * @default 10000
    */
   readonly requestTimeoutMs?: number;
+  /**
+   * Which Kafka client the built-in producer adapter uses: `"kafkajs"`, or `"platformatic"` for
+   * @platformatic/kafka (an optional peer dependency; needs Node.js >= 22.22 on 22.x, >= 24.6 on 24.x).
+   * Both partition with Kafka's murmur2, so a key lands on the same partition with either.
+   * @default "kafkajs"
+   */
+  readonly client?: KafkaClient;
+  /**
+   * `"idempotent"`: an idempotent producer (acks=all, one request in flight); a paused leader's
+   * in-flight send can still land after its successor's (duplicates, bounded by one batch).
+   * `"transactional"`: additionally one `transactional.id` per shard (`${transactionalIdPrefix}-shard-${n}`)
+   * and each batch in one Kafka transaction, committed before the rows are marked: a successor's
+   * producer fences the paused leader's, whose late sends the broker rejects. Consumers must read with
+   * `isolation.level=read_committed` to skip aborted records.
+   * @default "idempotent"
+   */
+  readonly mode?: KafkaProducerMode;
+  /**
+   * Prefix of the per-shard `transactional.id` in transactional mode. Every relay of one outbox must
+   * use the same prefix, and no other producer may use it.
+   * @default "eventlane-relay"
+   */
+  readonly transactionalIdPrefix?: string;
+  /**
+   * Transaction timeout in transactional mode, in ms: the broker aborts a transaction left open this long.
+   * @default 60000
+   */
+  readonly transactionTimeoutMs?: number;
+}
+
+/** The Kafka clients the relay has built-in adapters for. */
+export const KafkaClients = ["kafkajs", "platformatic"] as const;
+export type KafkaClient = (typeof KafkaClients)[number];
+
+/** Producer modes: idempotent (the default) or transactional (zombie sends fenced at the broker). */
+export const KafkaProducerModes = ["idempotent", "transactional"] as const;
+export type KafkaProducerMode = (typeof KafkaProducerModes)[number];
+
+/**
+ * Whether a Node.js version (`process.versions.node`) runs @platformatic/kafka, whose own requirement
+ * is >= 22.22 on the 22 line and >= 24.6 on the 24 line.
+ */
+export function nodeSupportsPlatformatic(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map((n) => Number.parseInt(n, 10));
+  if (major < 22) return false;
+  if (major === 22) return minor >= 22;
+  if (major === 24) return minor >= 6;
+  return true;
 }
 
 /** Options of {@link createRelay}. Resolved once into a frozen {@link ResolvedRelayOptions}. */
@@ -192,6 +240,10 @@ export interface ResolvedKafkaOptions {
   readonly sasl: Redacted.Redacted<RelaySasl> | undefined;
   readonly connectionTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  readonly client: KafkaClient;
+  readonly mode: KafkaProducerMode;
+  readonly transactionalIdPrefix: string;
+  readonly transactionTimeoutMs: number;
 }
 
 function invalid(option: string, message: string): never {
@@ -206,7 +258,7 @@ function int(option: string, value: unknown, fallback: number, min: number, max 
   return value;
 }
 
-function resolveKafka(kafka: RelayKafkaOptions): ResolvedKafkaOptions {
+function resolveKafka(kafka: RelayKafkaOptions, nodeVersion: string): ResolvedKafkaOptions {
   if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
     invalid("kafka.brokers", "must list at least one broker (host:port)");
   }
@@ -222,7 +274,29 @@ function resolveKafka(kafka: RelayKafkaOptions): ResolvedKafkaOptions {
       invalid("kafka.sasl", "needs a string username and password");
     }
   }
+  const client = kafka.client ?? "kafkajs";
+  if (!KafkaClients.includes(client)) {
+    invalid("kafka.client", `must be one of ${KafkaClients.join(", ")}; got ${JSON.stringify(client)}`);
+  }
+  if (client === "platformatic" && !nodeSupportsPlatformatic(nodeVersion)) {
+    invalid(
+      "kafka.client",
+      `"platformatic" (@platformatic/kafka) needs Node.js >= 22.22 on 22.x or >= 24.6 on 24.x; this is Node.js ${nodeVersion}`,
+    );
+  }
+  const mode = kafka.mode ?? "idempotent";
+  if (!KafkaProducerModes.includes(mode)) {
+    invalid("kafka.mode", `must be one of ${KafkaProducerModes.join(", ")}; got ${JSON.stringify(mode)}`);
+  }
+  const transactionalIdPrefix = kafka.transactionalIdPrefix ?? "eventlane-relay";
+  if (typeof transactionalIdPrefix !== "string" || !/^[a-zA-Z0-9._-]{1,200}$/.test(transactionalIdPrefix)) {
+    invalid("kafka.transactionalIdPrefix", "must be 1 to 200 characters of a-z, A-Z, 0-9, '.', '_' or '-'");
+  }
   return Object.freeze({
+    client,
+    mode,
+    transactionalIdPrefix,
+    transactionTimeoutMs: int("kafka.transactionTimeoutMs", kafka.transactionTimeoutMs, 60_000, 1000, 900_000),
     brokers: Object.freeze([...kafka.brokers]),
     clientId: kafka.clientId ?? "eventlane-relay",
     ssl: kafka.ssl === undefined || kafka.ssl === false ? undefined : Redacted.make(kafka.ssl),
@@ -233,7 +307,10 @@ function resolveKafka(kafka: RelayKafkaOptions): ResolvedKafkaOptions {
 }
 
 /** Validates {@link RelayOptions} and applies defaults; throws `InvalidOptionError` naming the option. */
-export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+export function resolveRelayOptions(
+  options: RelayOptions,
+  nodeVersion: string = process.versions.node,
+): ResolvedRelayOptions {
   if (options === null || typeof options !== "object") invalid("options", "must be an object");
   if (typeof options.connectionString !== "string" || options.connectionString.length === 0) {
     invalid("connectionString", "must be a PostgreSQL connection string");
@@ -281,7 +358,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   const backoffBaseMs = int("backoffBaseMs", options.backoffBaseMs, 200, 1);
   return Object.freeze({
     connectionString: Redacted.make(options.connectionString),
-    kafka: options.kafka === undefined ? undefined : resolveKafka(options.kafka),
+    kafka: options.kafka === undefined ? undefined : resolveKafka(options.kafka, nodeVersion),
     producer: options.producer,
     topics: Object.freeze(topics),
     tables,

@@ -6,9 +6,11 @@ import {
   countByStatus,
   readAllEvents,
   type RelayTestDb,
+  kafkaClients,
   setupDatabase,
   startWriters,
   testEvent,
+  testKafkaOptions,
 } from "./support.ts";
 
 // Relays as child processes, so they can be SIGKILLed and SIGSTOPped. Lease 3 s, heartbeat 500 ms.
@@ -16,14 +18,15 @@ const LEASE_MS = 3000;
 
 describe("failover between relay processes", () => {
   let t: RelayTestDb;
-  const killTopic = uniqueTopic("relay.sigkill");
+  const killTopicKafkaJs = uniqueTopic("relay.sigkill.kafkajs");
+  const killTopicPlatformatic = uniqueTopic("relay.sigkill.platformatic");
   const stopTopic = uniqueTopic("relay.sigstop");
   const children: ProcessRelay[] = [];
 
   const options = (instanceId: string) => ({
     connectionString: t.db.url,
     kafka: { brokers: kafkaBrokers, requestTimeoutMs: 5000 },
-    topics: [killTopic, stopTopic],
+    topics: [killTopicKafkaJs, killTopicPlatformatic, stopTopic],
     instanceId,
     leaseMs: LEASE_MS,
     heartbeatIntervalMs: 500,
@@ -43,7 +46,8 @@ describe("failover between relay processes", () => {
   beforeAll(async () => {
     t = await setupDatabase("el_relay_proc");
     await createTopics([
-      { topic: killTopic, partitions: 3 },
+      { topic: killTopicKafkaJs, partitions: 3 },
+      { topic: killTopicPlatformatic, partitions: 3 },
       { topic: stopTopic, partitions: 3 },
     ]);
   });
@@ -52,34 +56,43 @@ describe("failover between relay processes", () => {
       c.kill("SIGCONT");
       c.kill("SIGKILL");
     }
-    await deleteTopics([killTopic, stopTopic]);
+    await deleteTopics([killTopicKafkaJs, killTopicPlatformatic, stopTopic]);
     await t.close();
   });
 
-  it("SIGKILL of the leader: a standby takes over, every key complete and in order", async () => {
-    const a = spawnOne("kill-a");
-    await a.waitFor((l) => l.t === "leader:acquired");
-    const b = spawnOne("kill-b");
-    await b.waitFor((l) => l.t === "started");
-    const writers = startWriters(t, testEvent(killTopic), { writers: 3, keys: 10, prefix: "k", pauseMs: 2 });
-    await waitFor("a publishes", () => a.lines.some((l) => l.t === "batch:published"), 15_000);
-    await new Promise((r) => setTimeout(r, 500));
-    const killedAt = Date.now();
-    a.kill("SIGKILL");
-    const acquired = await b.waitFor((l) => l.t === "leader:acquired");
-    const takeoverMs = acquired.at - killedAt;
-    await new Promise((r) => setTimeout(r, 500));
-    const total = await writers.stop();
-    await waitFor("outbox drained", async () => (await countByStatus(t.pool)).pending === undefined, 30_000);
-    const messages = await readAllEvents(killTopic, total);
-    const duplicates = assertCompleteInOrder(messages, total);
-    console.log(`[fault] SIGKILL: takeover ${takeoverMs} ms, ${total} events, ${duplicates} duplicates`);
-    // SIGKILL ends the session at once, so takeover is far below a lease.
-    expect(takeoverMs).toBeLessThan(LEASE_MS);
-    expect(acquired.epoch).toBe((a.lines.find((l) => l.t === "leader:acquired")!.epoch as number) + 1);
-    b.kill("SIGTERM");
-    await b.exited;
-  });
+  it.each(kafkaClients)(
+    "SIGKILL of the leader (%s): a standby takes over, every key complete and in order",
+    async (client) => {
+      const killTopic = client === "kafkajs" ? killTopicKafkaJs : killTopicPlatformatic;
+      const spawnOne = (name: string) => {
+        const child = spawnRelay(name, { ...options(name), kafka: testKafkaOptions(client) });
+        children.push(child);
+        return child;
+      };
+      const a = spawnOne(`kill-a-${client}`);
+      await a.waitFor((l) => l.t === "leader:acquired");
+      const b = spawnOne(`kill-b-${client}`);
+      await b.waitFor((l) => l.t === "started");
+      const writers = startWriters(t, testEvent(killTopic), { writers: 3, keys: 10, prefix: "k", pauseMs: 2 });
+      await waitFor("a publishes", () => a.lines.some((l) => l.t === "batch:published"), 15_000);
+      await new Promise((r) => setTimeout(r, 500));
+      const killedAt = Date.now();
+      a.kill("SIGKILL");
+      const acquired = await b.waitFor((l) => l.t === "leader:acquired");
+      const takeoverMs = acquired.at - killedAt;
+      await new Promise((r) => setTimeout(r, 500));
+      const total = await writers.stop();
+      await waitFor("outbox drained", async () => (await countByStatus(t.pool)).pending === undefined, 30_000);
+      const messages = await readAllEvents(killTopic, total);
+      const duplicates = assertCompleteInOrder(messages, total);
+      console.log(`[fault] SIGKILL (${client}): takeover ${takeoverMs} ms, ${total} events, ${duplicates} duplicates`);
+      // SIGKILL ends the session at once, so takeover is far below a lease.
+      expect(takeoverMs).toBeLessThan(LEASE_MS);
+      expect(acquired.epoch).toBe((a.lines.find((l) => l.t === "leader:acquired")!.epoch as number) + 1);
+      b.kill("SIGTERM");
+      await b.exited;
+    },
+  );
 
   it("SIGSTOP of the leader: a standby takes over within the lease; the resumed leader sends nothing and changes no row", async () => {
     const a = spawnOne("stop-a");

@@ -9,19 +9,30 @@ import {
   TopicPartitionsError,
   type Relay,
 } from "../src/index.ts";
-import { countByStatus, range, type RelayTestDb, setupDatabase, testEvent, testRelayOptions } from "./support.ts";
+import {
+  countByStatus,
+  kafkaClients,
+  range,
+  type RelayTestDb,
+  setupDatabase,
+  testEvent,
+  testKafkaOptions,
+  testRelayOptions as baseOptions,
+} from "./support.ts";
 
-describe("publishing the outbox", () => {
+describe.each(kafkaClients)("publishing the outbox (%s)", (client) => {
   let t: RelayTestDb;
-  const topic = uniqueTopic("relay.publish");
-  const gapTopic = uniqueTopic("relay.gap");
+  const topic = uniqueTopic(`relay.publish.${client}`);
+  const gapTopic = uniqueTopic(`relay.gap.${client}`);
+  const testRelayOptions: typeof baseOptions = (url, topics, overrides = {}) =>
+    baseOptions(url, topics, { kafka: testKafkaOptions(client), ...overrides });
   const Happened = testEvent(topic);
   const GapHappened = testEvent(gapTopic);
   let relay: Relay;
   const published: number[] = [];
 
   beforeAll(async () => {
-    t = await setupDatabase("el_relay_publish");
+    t = await setupDatabase(`el_relay_publish_${client}`);
     await createTopics([
       { topic, partitions: 4 },
       { topic: gapTopic, partitions: 1 },

@@ -3,7 +3,7 @@ import { createTestDatabase, kafkaBrokers, type ReadMessage, readTopic, type Tes
 import { Schema } from "effect";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import type { RelayOptions } from "../src/index.ts";
+import type { KafkaClient, RelayKafkaOptions, RelayOptions } from "../src/index.ts";
 
 export interface RelayTestDb {
   readonly db: TestDatabase;
@@ -39,6 +39,17 @@ export function testEvent(topic: string, type = "test.happened") {
   return defineEvent({ type, schema: TestPayload, route: { topic, key: (d) => d.key } });
 }
 
+/** Both built-in adapters: the behaviour tests that matter run against each. */
+export const kafkaClients: readonly KafkaClient[] = ["kafkajs", "platformatic"];
+
+/** Kafka options of the test broker for one client. */
+export function testKafkaOptions(
+  client: KafkaClient = "kafkajs",
+  extra: Partial<RelayKafkaOptions> = {},
+): RelayKafkaOptions {
+  return { brokers: kafkaBrokers, requestTimeoutMs: 5000, connectionTimeoutMs: 2000, client, ...extra };
+}
+
 /** Relay options tuned for tests: short lease, fast polling and back-off. */
 export function testRelayOptions(
   url: string,
@@ -47,7 +58,7 @@ export function testRelayOptions(
 ): RelayOptions {
   return {
     connectionString: url,
-    kafka: { brokers: kafkaBrokers, requestTimeoutMs: 5000, connectionTimeoutMs: 2000 },
+    kafka: testKafkaOptions(),
     topics,
     leaseMs: 3000,
     heartbeatIntervalMs: 500,

@@ -1,7 +1,12 @@
 import type { TableNames } from "@eventlane/core";
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { type LeadershipLossReason, LeadershipLostError, SessionPoolerError } from "../errors.ts";
+import {
+  type LeadershipLossReason,
+  LeadershipLostError,
+  SessionPoolerError,
+  ShardCountMismatchError,
+} from "../errors.ts";
 import type { Fence } from "../outbox-reader/fenced-transaction.ts";
 import { closeLockSession, queryWithDeadline } from "./lock-session.ts";
 
@@ -65,6 +70,8 @@ export class ShardLease implements Fence {
     shard: number;
     owner: string;
     leaseMs: number;
+    /** The relay's shard count: re-checked against `relay_config` after every lock acquisition. */
+    shardCount: number;
   }): Promise<ShardLease | undefined> {
     const { client, tables, namespace, shard, leaseMs } = args;
     const since = Date.now();
@@ -87,6 +94,28 @@ export class ShardLease implements Fence {
         message:
           "the lock connection does not keep one PostgreSQL session (a pooler in transaction mode, such as " +
           "PgBouncer pool_mode=transaction, sits in between): connect the relay directly or through a session-mode pool",
+      });
+    }
+    // FOR SHARE waits for a concurrent changeShardCount to commit, so a relay started with the old
+    // count never leads a shard under the new one.
+    const config = await queryWithDeadline<{ shard_count: number }>(
+      client,
+      `SELECT shard_count FROM ${tables.relayConfig} FOR SHARE`,
+      [],
+      leaseMs * 3,
+    );
+    const recorded = config.rows[0]?.shard_count;
+    if (recorded !== args.shardCount) {
+      await queryWithDeadline(
+        client,
+        "SELECT pg_advisory_unlock($1::integer, $2::integer)",
+        [namespace, shard],
+        leaseMs,
+      );
+      throw new ShardCountMismatchError({
+        recorded: recorded ?? 0,
+        configured: args.shardCount,
+        message: `shard ${shard}: the database now records ${recorded} shards, this relay runs with ${args.shardCount}; restart it with the recorded count`,
       });
     }
     const token = randomUUID();

@@ -21,9 +21,13 @@ const LEADERSHIP_TYPES = new Set([
   "UNKNOWN_TOPIC_OR_PARTITION",
   "NOT_CONTROLLER",
   "KAFKA_STORAGE_ERROR",
+  // Transactional mode: a successor initialised this shard's transactional.id (a zombie is fenced).
+  "INVALID_PRODUCER_EPOCH",
+  "PRODUCER_FENCED",
+  "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
 ]);
 const TIMEOUT_TYPES = new Set(["REQUEST_TIMED_OUT"]);
-const THROTTLING_TYPES = new Set(["THROTTLING_QUOTA_EXCEEDED", "POLICY_VIOLATION"]);
+const THROTTLING_TYPES = new Set(["THROTTLING_QUOTA_EXCEEDED", "POLICY_VIOLATION", "CONCURRENT_TRANSACTIONS"]);
 const CONNECTION_NAMES = new Set([
   "KafkaJSConnectionError",
   "KafkaJSConnectionClosedError",

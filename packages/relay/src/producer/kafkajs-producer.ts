@@ -1,5 +1,5 @@
 import { Redacted } from "effect";
-import { type Admin, Kafka, logLevel, type Producer, type SASLOptions } from "kafkajs";
+import { type Admin, Kafka, logLevel, type Producer, type SASLOptions, type Transaction } from "kafkajs";
 import { describeError } from "../errors.ts";
 import type { ResolvedKafkaOptions } from "../options.ts";
 import { classifyKafkaJsError } from "./classify-kafkajs-error.ts";
@@ -9,6 +9,7 @@ import {
   type ProducerPort,
   ProducerSendError,
   type TopicDescription,
+  type TransactionalProducerPort,
 } from "./producer-port.ts";
 
 /** Kafka's default `max.message.bytes` (1 MiB + record batch overhead), used if the broker does not say. */
@@ -29,6 +30,7 @@ function toError(error: unknown, fallbackReason = classifyKafkaJsError(error)): 
 export class KafkaJsProducer implements ProducerPort {
   readonly #kafka: Kafka;
   readonly #requestTimeoutMs: number;
+  readonly #transactionTimeoutMs: number;
   #producer: Producer | undefined;
   #hooks: ProducerHooks | undefined;
   #connected = false;
@@ -37,6 +39,7 @@ export class KafkaJsProducer implements ProducerPort {
     const ssl = options.ssl === undefined ? undefined : Redacted.value(options.ssl);
     const sasl = options.sasl === undefined ? undefined : Redacted.value(options.sasl);
     this.#requestTimeoutMs = options.requestTimeoutMs;
+    this.#transactionTimeoutMs = options.transactionTimeoutMs;
     this.#kafka = new Kafka({
       clientId: options.clientId,
       brokers: [...options.brokers],
@@ -146,6 +149,124 @@ export class KafkaJsProducer implements ProducerPort {
   }
 
   async disconnect(): Promise<void> {
+    await this.reset();
+  }
+
+  transactional(transactionalId: string): TransactionalProducerPort {
+    return new KafkaJsTransactionalProducer(this.#kafka, transactionalId, {
+      requestTimeoutMs: this.#requestTimeoutMs,
+      transactionTimeoutMs: this.#transactionTimeoutMs,
+    });
+  }
+}
+
+/**
+ * The kafkajs adapter bound to one `transactional.id`: `connect` runs InitProducerId (fencing every
+ * earlier producer of the id) and opens a transaction locally; sends join it; `commitTransaction`
+ * ends it. A failed send or commit aborts it.
+ */
+class KafkaJsTransactionalProducer implements TransactionalProducerPort {
+  readonly transactionalId: string;
+  readonly #kafka: Kafka;
+  readonly #settings: { readonly requestTimeoutMs: number; readonly transactionTimeoutMs: number };
+  #producer: Producer | undefined;
+  #transaction: Transaction | undefined;
+  #connected = false;
+
+  constructor(
+    kafka: Kafka,
+    transactionalId: string,
+    settings: { readonly requestTimeoutMs: number; readonly transactionTimeoutMs: number },
+  ) {
+    this.#kafka = kafka;
+    this.transactionalId = transactionalId;
+    this.#settings = settings;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  async connect(_hooks: ProducerHooks): Promise<void> {
+    if (this.#producer !== undefined) return;
+    const producer = this.#kafka.producer({
+      transactionalId: this.transactionalId,
+      transactionTimeout: this.#settings.transactionTimeoutMs,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.#producer = producer;
+    try {
+      await producer.connect();
+      // The first transaction initialises the transactional id: from here on, older producers of it are fenced.
+      this.#transaction = await producer.transaction();
+      this.#connected = true;
+    } catch (error) {
+      await this.reset();
+      throw toError(error, classifyKafkaJsError(error) === "unknown" ? "connection" : classifyKafkaJsError(error));
+    }
+  }
+
+  async send(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
+    if (this.#producer === undefined)
+      await this.connect({ onConnected: () => undefined, onDisconnected: () => undefined });
+    try {
+      this.#transaction ??= await this.#producer!.transaction();
+      await this.#transaction.send({
+        topic,
+        acks: -1,
+        timeout: this.#settings.requestTimeoutMs,
+        messages: messages.map((m) => ({ key: m.key, value: m.value, headers: { ...m.headers } })),
+      });
+    } catch (error) {
+      await this.abortTransaction();
+      throw toError(error);
+    }
+  }
+
+  async commitTransaction(): Promise<void> {
+    const transaction = this.#transaction;
+    if (transaction === undefined) return;
+    try {
+      await transaction.commit();
+      this.#transaction = undefined;
+    } catch (error) {
+      await this.abortTransaction();
+      throw toError(error);
+    }
+  }
+
+  async abortTransaction(): Promise<void> {
+    const transaction = this.#transaction;
+    this.#transaction = undefined;
+    if (transaction === undefined || !transaction.isActive()) return;
+    try {
+      await transaction.abort();
+    } catch {
+      // Fenced, or the broker is gone: a new producer session starts with the next send, and
+      // InitProducerId aborts whatever this transaction left open.
+      await this.reset();
+    }
+  }
+
+  async reset(): Promise<void> {
+    const producer = this.#producer;
+    this.#producer = undefined;
+    this.#transaction = undefined;
+    this.#connected = false;
+    await producer?.disconnect().catch(() => undefined);
+  }
+
+  describeTopics(): Promise<readonly TopicDescription[]> {
+    return Promise.reject(
+      new ProducerSendError({ reason: "unknown", message: "a shard producer does not describe topics" }),
+    );
+  }
+
+  async disconnect(): Promise<void> {
+    await this.abortTransaction();
     await this.reset();
   }
 }

@@ -19,6 +19,7 @@ import {
   ProducerSendError,
   type PublishFailureReason,
   type TopicDescription,
+  type TransactionalProducerPort,
 } from "./producer-port.ts";
 
 /** Kafka's default `max.message.bytes` (1 MiB + record batch overhead), used if the broker does not say. */
@@ -200,6 +201,121 @@ export class PlatformaticProducer implements ProducerPort {
   }
 
   async disconnect(): Promise<void> {
+    await this.reset();
+  }
+
+  transactional(transactionalId: string): TransactionalProducerPort {
+    return new PlatformaticTransactionalProducer(this.#base, transactionalId);
+  }
+}
+
+type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
+
+/**
+ * The @platformatic/kafka adapter bound to one `transactional.id`: `connect` begins a transaction,
+ * which runs InitProducerId for the id (fencing every earlier producer of it); sends join it;
+ * `commitTransaction` ends it. A failed send or commit aborts it.
+ */
+class PlatformaticTransactionalProducer implements TransactionalProducerPort {
+  readonly transactionalId: string;
+  readonly #base: Omit<Strings, "serializers">;
+  #producer: Producer<string, string, string, string> | undefined;
+  #transaction: StringTransaction | undefined;
+
+  constructor(base: Omit<Strings, "serializers">, transactionalId: string) {
+    this.#base = base;
+    this.transactionalId = transactionalId;
+  }
+
+  get connected(): boolean {
+    return this.#producer !== undefined;
+  }
+
+  async connect(_hooks: ProducerHooks): Promise<void> {
+    if (this.#producer !== undefined) return;
+    const producer = new Producer<string, string, string, string>({
+      ...this.#base,
+      idempotent: true,
+      acks: -1,
+      maxInflights: 1,
+      transactionalId: this.transactionalId,
+      // A new producer session: without -1 / -1 the client sends producer id 0, epoch 0, which the
+      // broker reads as resuming an older session and answers with PRODUCER_FENCED once the id has one.
+      producerId: -1n,
+      producerEpoch: -1,
+      partitioner: kafkaPartitioner,
+      serializers: stringSerializers,
+    });
+    this.#producer = producer;
+    try {
+      this.#transaction = await producer.beginTransaction();
+    } catch (error) {
+      await this.reset();
+      const reason = classifyPlatformaticError(error);
+      throw toError(error, reason === "unknown" ? "connection" : reason);
+    }
+  }
+
+  async send(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
+    if (this.#producer === undefined)
+      await this.connect({ onConnected: () => undefined, onDisconnected: () => undefined });
+    try {
+      this.#transaction ??= await this.#producer!.beginTransaction();
+      await this.#transaction.send({
+        acks: -1,
+        messages: messages.map((m) => ({
+          topic,
+          key: m.key,
+          ...(m.value !== null ? { value: m.value } : {}),
+          headers: { ...m.headers },
+        })),
+      });
+    } catch (error) {
+      await this.abortTransaction();
+      throw toError(error);
+    }
+  }
+
+  async commitTransaction(): Promise<void> {
+    const transaction = this.#transaction;
+    if (transaction === undefined) return;
+    try {
+      await transaction.commit();
+      this.#transaction = undefined;
+    } catch (error) {
+      await this.abortTransaction();
+      throw toError(error);
+    }
+  }
+
+  async abortTransaction(): Promise<void> {
+    const transaction = this.#transaction;
+    this.#transaction = undefined;
+    if (transaction === undefined || transaction.completed) return;
+    try {
+      await transaction.abort();
+    } catch {
+      // Fenced, or the broker is gone: the next send starts a new producer session, whose
+      // InitProducerId aborts whatever this transaction left open.
+      await this.reset();
+    }
+  }
+
+  async reset(): Promise<void> {
+    const producer = this.#producer;
+    this.#producer = undefined;
+    this.#transaction = undefined;
+    await producer?.close(true).catch(() => undefined);
+  }
+
+  describeTopics(): Promise<readonly TopicDescription[]> {
+    return Promise.reject(
+      new ProducerSendError({ reason: "unknown", message: "a shard producer does not describe topics" }),
+    );
+  }
+
+  async disconnect(): Promise<void> {
+    await this.abortTransaction();
     await this.reset();
   }
 }

@@ -57,4 +57,28 @@ export interface ProducerPort {
   describeTopics(topics: readonly string[]): Promise<readonly TopicDescription[]>;
   disconnect(): Promise<void>;
   readonly connected: boolean;
+  /**
+   * A new producer bound to one `transactional.id` (transactional mode), with the same settings.
+   * Adapters without transactions leave it out; the relay then refuses transactional mode.
+   */
+  transactional?(transactionalId: string): TransactionalProducerPort;
+}
+
+/**
+ * A producer bound to one `transactional.id`. `connect` initialises the id (InitProducerId), which
+ * fences every earlier producer of that id: their later sends and commits fail with a `leadership`
+ * error. `send` joins the open transaction (begun by the first send after a commit or abort); a
+ * failed `send` or `commitTransaction` aborts it, so everything sent in it counts as unsent.
+ */
+export interface TransactionalProducerPort extends ProducerPort {
+  readonly transactionalId: string;
+  /** Commits the open transaction (no-op without one). Rejects with {@link ProducerSendError} after aborting it. */
+  commitTransaction(): Promise<void>;
+  /** Aborts the open transaction, if any; never rejects (a fenced or broken producer is reset instead). */
+  abortTransaction(): Promise<void>;
+}
+
+/** Whether a producer is bound to a `transactional.id`. */
+export function isTransactional(producer: ProducerPort): producer is TransactionalProducerPort {
+  return typeof (producer as Partial<TransactionalProducerPort>).commitTransaction === "function";
 }

@@ -10,9 +10,12 @@ import {
 import { describeError, RelayDatabaseError, RelayStateError, SessionPoolerError } from "../errors.ts";
 import { RelayEventEmitter, type RelayEventName, type RelayListener } from "../events.ts";
 import { advisoryLockNamespace, closeLockSession, openLockSession } from "../leader/lock-session.ts";
+import { decideBalance, instanceTag, readShardHolders } from "../leader/shard-balancer.ts";
 import { relayStatements } from "../outbox-reader/statements.ts";
 import { type RelayOptions, resolveRelayOptions } from "../options.ts";
-import { KafkaJsProducer } from "../producer/kafkajs-producer.ts";
+import { InvalidOptionError } from "@eventlane/core";
+import { createProducer } from "../producer/create-producer.ts";
+import type { ProducerPort } from "../producer/producer-port.ts";
 import { checkSchemaVersion, checkShardCount, checkTopics } from "../startup/startup-checks.ts";
 import { listenForNotifications } from "../wakeup/notify-listener.ts";
 import { Wakeup } from "../wakeup/wakeup.ts";
@@ -53,6 +56,16 @@ export interface Relay {
   /** Subscribes to a lifecycle event; returns the unsubscribe function. */
   on<K extends RelayEventName>(event: K, listener: RelayListener<K>): () => void;
 }
+
+/** Stands in for the built-in adapter until `start()` creates it (its client is imported then). */
+const unstartedProducer: ProducerPort = {
+  connect: () => Promise.reject(new RelayStateError({ message: "the producer is created at start()" })),
+  send: () => Promise.reject(new RelayStateError({ message: "the producer is created at start()" })),
+  reset: () => Promise.resolve(),
+  describeTopics: () => Promise.reject(new RelayStateError({ message: "the producer is created at start()" })),
+  disconnect: () => Promise.resolve(),
+  connected: false,
+};
 
 /** Verifies that statements on one lock session run on one backend that keeps its session lock. */
 async function probeSessionPooling(connectionString: string, leaseMs: number, namespace: number): Promise<void> {
@@ -112,8 +125,55 @@ function runRelay(rt: RelayRuntime) {
       () => Effect.promise(() => rt.sendSerially(() => rt.producer.disconnect()).catch(() => undefined)),
     );
     rt.topics = yield* wrap("check the topics", () => checkTopics(rt.producer, options.topics));
+    if (options.kafka?.mode === "transactional" && rt.producer.transactional === undefined) {
+      return yield* Effect.fail(
+        new InvalidOptionError({
+          option: "kafka.mode",
+          message: `kafka.mode: "transactional" needs a producer adapter with transactions; the given producer has none`,
+        }),
+      );
+    }
     if (options.notify) yield* Effect.forkScoped(notifyLoop(rt));
+    if (rt.balancing && options.shardCount > 1) yield* Effect.forkScoped(balanceLoop(rt));
     for (const shard of options.shards) yield* Effect.forkScoped(shardWorker(rt, shard));
+  });
+}
+
+/**
+ * Every `acquireIntervalMs`: counts the live instances and who holds which shard (from the lock
+ * sessions' names and `pg_locks`), lets the shard fibers acquire only up to this instance's share, and
+ * hands over one shard when this instance holds more than its share (see {@link decideBalance}).
+ */
+function balanceLoop(rt: RelayRuntime) {
+  return Effect.gen(function* () {
+    const me = instanceTag(rt.options.instanceId);
+    for (;;) {
+      const holders = yield* Effect.promise(() =>
+        readShardHolders(rt.pool, rt.namespace).then(
+          (h) => h,
+          (error: unknown) => {
+            rt.events.emit("error", {
+              error: new RelayDatabaseError({
+                operation: "balance the shards",
+                message: `could not read the shard holders: ${describeError(error)}`,
+                cause: error,
+              }),
+            });
+            return undefined;
+          },
+        ),
+      );
+      if (holders !== undefined) {
+        const decision = decideBalance({ shardCount: rt.options.shardCount, me, holders });
+        rt.balance.mayAcquire = decision.mayAcquire;
+        const handOver = decision.release === undefined ? undefined : rt.handOver.get(decision.release);
+        if (handOver !== undefined) {
+          rt.balance.mayAcquire = false;
+          handOver();
+        }
+      }
+      yield* Effect.sleep(rt.options.acquireIntervalMs);
+    }
   });
 }
 
@@ -187,7 +247,6 @@ export function createRelay(options: RelayOptions): Relay {
   pool.on("error", (error) =>
     events.emit("error", { error: new RelayDatabaseError({ operation: "pool", message: describeError(error) }) }),
   );
-  const producer = resolved.producer ?? new KafkaJsProducer(resolved.kafka!);
   let producerConnected = false;
   events.on("producer:connected", () => {
     producerConnected = true;
@@ -201,11 +260,15 @@ export function createRelay(options: RelayOptions): Relay {
     connectionString,
     pool,
     statements: relayStatements(resolved.tables),
-    producer,
+    producer: resolved.producer ?? unstartedProducer,
+    shardProducers: new Map(),
     events,
     wakeup: new Wakeup(),
     namespace: advisoryLockNamespace(resolved.tables),
     shardStatus: new Map(),
+    balance: { mayAcquire: true },
+    balancing: resolved.shards.length === resolved.shardCount,
+    handOver: new Map(),
     topics: new Map(),
     sendSerially: serialiser(),
   };
@@ -233,6 +296,18 @@ export function createRelay(options: RelayOptions): Relay {
     async start() {
       if (state !== "created") throw new RelayStateError({ message: `start() on a relay that is ${state}` });
       state = "starting";
+      if (rt.producer === unstartedProducer) {
+        try {
+          rt.producer = await createProducer(resolved.kafka!);
+        } catch (error) {
+          state = "stopped";
+          await pool.end().catch(() => undefined);
+          throw new InvalidOptionError({
+            option: "kafka.client",
+            message: `kafka.client: could not load the "${resolved.kafka!.client}" adapter (is its package installed?): ${describeError(error)}`,
+          });
+        }
+      }
       const s = await Effect.runPromise(Scope.make());
       scope = s;
       try {

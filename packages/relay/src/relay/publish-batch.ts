@@ -10,8 +10,8 @@ import {
   RECORD_BATCH_OVERHEAD,
   toOutboundMessage,
 } from "../producer/outbound-message.ts";
-import { type OutboundMessage, ProducerSendError } from "../producer/producer-port.ts";
-import type { RelayRuntime } from "./runtime.ts";
+import { isTransactional, type OutboundMessage, ProducerSendError } from "../producer/producer-port.ts";
+import { producerFor, type RelayRuntime } from "./runtime.ts";
 
 /** What one pass of the shard loop did. Never thrown: the Effect loop decides what follows. */
 export type BatchOutcome =
@@ -112,10 +112,18 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
 
   const published: { row: OutboxRow; at: number }[] = [];
   let stop: ProducerSendError | LeadershipLostError | undefined;
+  const producer = producerFor(rt, lease.shard);
+  // Transactional mode: a failed send aborts the batch's transaction, so what the batch sent before
+  // is unsent too, and those keys send nothing more in this batch (per-key order).
+  const discardUncommitted = () => {
+    if (!isTransactional(producer)) return;
+    for (const p of published) blocked.add(keyOf(p.row));
+    published.length = 0;
+  };
   const send = async (topic: string, items: readonly Item[]) => {
     await rt.sendSerially(async () => {
       lease.assertValid();
-      await rt.producer.send(
+      await producer.send(
         topic,
         items.map((i) => i.message),
       );
@@ -133,6 +141,7 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
         await send(topic, sendable);
         continue;
       } catch (error) {
+        discardUncommitted();
         if (error instanceof LeadershipLostError) {
           stop = error;
           break outer;
@@ -153,6 +162,7 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
         try {
           await send(topic, [item]);
         } catch (error) {
+          discardUncommitted();
           if (error instanceof LeadershipLostError) {
             stop = error;
             break outer;
@@ -165,6 +175,25 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
           fail(item.row, `record: ${e.message}`);
         }
       }
+    }
+  }
+
+  // Transactional mode: the batch becomes visible to read_committed consumers with this commit, before
+  // the rows are marked; if the commit fails or the batch stopped, the transaction is aborted.
+  if (isTransactional(producer)) {
+    if (stop === undefined && published.length > 0) {
+      try {
+        await rt.sendSerially(async () => {
+          lease.assertValid();
+          await producer.commitTransaction();
+        });
+      } catch (error) {
+        stop = error instanceof LeadershipLostError ? error : asSendError(error);
+      }
+    }
+    if (stop !== undefined) {
+      discardUncommitted();
+      await rt.sendSerially(() => producer.abortTransaction());
     }
   }
 

@@ -5,14 +5,16 @@ import {
   LeadershipLostError,
   RelayDatabaseError,
   SessionPoolerError,
+  ShardCountMismatchError,
 } from "../errors.ts";
 import type { RelayEventName, RelayEvents } from "../events.ts";
 import { closeLockSession, openLockSession } from "../leader/lock-session.ts";
+import { lockSessionName } from "../leader/shard-balancer.ts";
 import { ShardLease } from "../leader/shard-lease.ts";
 import { deleteProcessedRows } from "../retention/retention.ts";
 import { makeBackoffStepper } from "./backoff.ts";
 import { publishBatch } from "./publish-batch.ts";
-import type { RelayRuntime } from "./runtime.ts";
+import { producerFor, type RelayRuntime } from "./runtime.ts";
 
 const emit = <K extends RelayEventName>(rt: RelayRuntime, event: K, payload: RelayEvents[K]) =>
   Effect.sync(() => rt.events.emit(event, payload));
@@ -85,7 +87,8 @@ const publishLoop = (rt: RelayRuntime, lease: ShardLease) =>
             error: outcome.error,
           });
           if (outcome.error.reason !== "throttling") {
-            yield* Effect.promise(() => rt.sendSerially(() => rt.producer.reset()));
+            const producer = producerFor(rt, lease.shard);
+            yield* Effect.promise(() => rt.sendSerially(() => producer.reset()));
           }
           yield* Effect.sleep(backoffMs);
           break;
@@ -142,7 +145,7 @@ const candidacy = (rt: RelayRuntime, shard: number) =>
           openLockSession({
             connectionString: rt.connectionString,
             leaseMs: options.leaseMs,
-            applicationName: `eventlane-relay shard ${shard}`,
+            applicationName: lockSessionName(rt.namespace, options.instanceId, shard, rt.balancing),
           }),
         catch: (e) =>
           new RelayDatabaseError({
@@ -155,6 +158,10 @@ const candidacy = (rt: RelayRuntime, shard: number) =>
     );
     let lease: ShardLease | undefined;
     while (lease === undefined) {
+      if (!rt.balance.mayAcquire) {
+        yield* Effect.sleep(options.acquireIntervalMs);
+        continue;
+      }
       lease = yield* Effect.tryPromise({
         try: () =>
           ShardLease.tryAcquire({
@@ -164,9 +171,10 @@ const candidacy = (rt: RelayRuntime, shard: number) =>
             shard,
             owner: options.instanceId,
             leaseMs: options.leaseMs,
+            shardCount: options.shardCount,
           }),
         catch: (e) =>
-          e instanceof SessionPoolerError
+          e instanceof SessionPoolerError || e instanceof ShardCountMismatchError
             ? e
             : new RelayDatabaseError({
                 operation: "acquire the shard lock",
@@ -185,6 +193,9 @@ const candidacy = (rt: RelayRuntime, shard: number) =>
       lastHeartbeatAt: new Date(held.lastGoodHeartbeatAt),
     });
     yield* emit(rt, "leader:acquired", { shard, epoch: held.epoch });
+    const kafka = options.kafka;
+    if (kafka?.mode === "transactional")
+      yield* shardProducer(rt, shard, `${kafka.transactionalIdPrefix}-shard-${shard}`);
 
     let reported = false;
     const onLost = (reason: LeadershipLossReason) => {
@@ -201,11 +212,54 @@ const candidacy = (rt: RelayRuntime, shard: number) =>
         ? Effect.raceFirst(heartbeatLoop(rt, held, onLost), retentionLoop(rt, held))
         : heartbeatLoop(rt, held, onLost),
     );
-    const lost = yield* lead.pipe(
-      Effect.flip,
+    // The balancer may ask for the shard: the in-flight batch (uninterruptible) finishes and is
+    // marked, then the lock is released with the scope.
+    const handedOver = Effect.callback<LeadershipLostError>((resume, signal) => {
+      const handOver = () =>
+        resume(
+          Effect.succeed(
+            new LeadershipLostError({
+              shard,
+              epoch: held.epoch,
+              reason: "rebalanced",
+              message: `shard ${shard} (epoch ${held.epoch}): handed over to balance the shards`,
+            }),
+          ),
+        );
+      rt.handOver.set(shard, handOver);
+      signal.addEventListener("abort", () => {
+        if (rt.handOver.get(shard) === handOver) rt.handOver.delete(shard);
+      });
+    });
+    const lost = yield* Effect.raceFirst(lead.pipe(Effect.flip), handedOver).pipe(
       Effect.onInterrupt(() => Effect.sync(() => onLost("stopped"))),
     );
+    rt.handOver.delete(shard);
     onLost(lost.reason);
+  });
+
+/**
+ * Transactional mode: the shard's own producer, bound to its `transactional.id`, for as long as this
+ * instance leads the shard. Initialising the id at once fences a paused predecessor's producer at the
+ * broker before this leader sends anything; if the broker is down, the first send initialises it.
+ */
+const shardProducer = (rt: RelayRuntime, shard: number, transactionalId: string) =>
+  Effect.gen(function* () {
+    const producer = rt.producer.transactional!(transactionalId);
+    rt.shardProducers.set(shard, producer);
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        if (rt.shardProducers.get(shard) === producer) rt.shardProducers.delete(shard);
+        await rt.sendSerially(() => producer.disconnect()).catch(() => undefined);
+      }),
+    );
+    const connected = yield* Effect.promise(() =>
+      producer.connect({ onConnected: () => undefined, onDisconnected: () => undefined }).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    if (connected !== undefined) yield* emit(rt, "error", { error: connected });
   });
 
 /**
