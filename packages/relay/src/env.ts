@@ -4,6 +4,7 @@ import {
   KafkaClients,
   type KafkaProducerMode,
   KafkaProducerModes,
+  PublishedRowsModes,
   type RelayKafkaOptions,
   type RelayOptions,
   type RelaySasl,
@@ -37,6 +38,7 @@ export const RelayEnvVariables = {
   notify: "EVENTLANE_RELAY_NOTIFY",
   pollIntervalMs: "EVENTLANE_RELAY_POLL_INTERVAL_MS",
   maxAttempts: "EVENTLANE_RELAY_MAX_ATTEMPTS",
+  publishedRows: "EVENTLANE_RELAY_PUBLISHED_ROWS",
   retentionMs: "EVENTLANE_RELAY_RETENTION_MS",
   retentionIntervalMs: "EVENTLANE_RELAY_RETENTION_INTERVAL_MS",
 } as const;
@@ -170,6 +172,7 @@ export function relayOptionsFromEnv(env: Env = process.env): RelayOptions {
     notify: boolean(env, V.notify),
     pollIntervalMs: integer(env, V.pollIntervalMs),
     maxAttempts: integer(env, V.maxAttempts),
+    publishedRows: oneOf(env, V.publishedRows, PublishedRowsModes),
     retentionMs: integer(env, V.retentionMs),
     retentionIntervalMs: integer(env, V.retentionIntervalMs),
   };

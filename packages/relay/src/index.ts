@@ -8,6 +8,8 @@ export {
   nodeSupportsPlatformatic,
   resolveRelayOptions,
   type KafkaClient,
+  PublishedRowsModes,
+  type PublishedRows,
   type KafkaProducerMode,
   type RelayKafkaOptions,
   type RelayOptions,

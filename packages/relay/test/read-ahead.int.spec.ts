@@ -52,6 +52,49 @@ describe("reading the next batch while one is sent", () => {
   });
 });
 
+describe('publishedRows: "delete"', () => {
+  let t: RelayTestDb;
+  const topic = uniqueTopic("relay.delete");
+  const Ev = testEvent(topic);
+  let relay: Relay | undefined;
+
+  beforeAll(async () => {
+    t = await setupDatabase("el_relay_delete");
+    await createTopics([{ topic, partitions: 3, config: { "max.message.bytes": "2000" } }]);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    await deleteTopics([topic]);
+    await t.close();
+  });
+
+  it("deletes each row once Kafka has it, in order per key, and keeps the rows it could not publish", async () => {
+    await t.store.enqueue(t.kysely, Ev, { key: "X", n: 1, pad: "x".repeat(3000) });
+    for (let n = 1; n <= 30; n++) {
+      await t.store.enqueue(t.kysely, Ev, { key: "A", n });
+      await t.store.enqueue(t.kysely, Ev, { key: "B", n });
+    }
+    relay = createRelay(testRelayOptions(t.db.url, [topic], { batchSize: 8, publishedRows: "delete", maxAttempts: 1 }));
+    await relay.start();
+    const read = await readTopic(topic, (m) => m.length >= 60);
+    const seq = (key: string) => read.filter((m) => m.key === key).map((m) => Number(m.headers[Headers.keySequence]));
+    expect(seq("A")).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(seq("B")).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    await waitFor("the outbox emptied of published rows", async () => {
+      const r = await t.pool.query<{ status: string; n: string }>(
+        "SELECT status, count(*)::text AS n FROM eventlane.outbox GROUP BY status",
+      );
+      return r.rows.length === 1 && r.rows[0]?.status === "dead_lettered" && r.rows[0]?.n === "1";
+    });
+  });
+
+  it("refuses an unknown value, naming the option", () => {
+    expect(() => createRelay(testRelayOptions(t.db.url, [topic], { publishedRows: "drop" as never }))).toThrow(
+      /publishedRows/,
+    );
+  });
+});
+
 describe("Wakeup", () => {
   it("does not lose a wake-up that arrives while nobody waits", async () => {
     const w = new Wakeup();

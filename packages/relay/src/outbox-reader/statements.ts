@@ -17,6 +17,8 @@ export interface RelayStatements {
   readonly readBatch: Statement;
   readonly readBatchSingleShard: Statement;
   readonly markPublishedFenced: Statement;
+  readonly deletePublishedFenced: Statement;
+  readonly deletePublished: Statement;
   readonly lockShardForShare: Statement;
   readonly markPublished: Statement;
   readonly recordFailure: Statement;
@@ -81,6 +83,20 @@ export function relayStatements(n: TableNames): RelayStatements {
                WHERE id = ANY($1::bigint[]) AND status = 'pending' AND (SELECT token FROM fence) = $4::uuid
               RETURNING 1)
        SELECT (SELECT token::text FROM fence) AS token, (SELECT count(*) FROM marked)::integer AS marked`,
+    ),
+    // The same for `publishedRows: "delete"`.
+    deletePublishedFenced: statement(
+      "delete_published_fenced",
+      `WITH fence AS (SELECT token FROM ${n.relayShards} WHERE shard = $2 FOR SHARE),
+            deleted AS (
+              DELETE FROM ${n.outbox}
+               WHERE id = ANY($1::bigint[]) AND status = 'pending' AND (SELECT token FROM fence) = $3::uuid
+              RETURNING 1)
+       SELECT (SELECT token::text FROM fence) AS token, (SELECT count(*) FROM deleted)::integer AS marked`,
+    ),
+    deletePublished: statement(
+      "delete_published",
+      `DELETE FROM ${n.outbox} WHERE id = ANY($1::bigint[]) AND status = 'pending'`,
     ),
     markPublished: statement(
       "mark_published",

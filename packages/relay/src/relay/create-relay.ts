@@ -231,10 +231,15 @@ export function createRelay(options: RelayOptions): Relay {
   const connectionString = Redacted.value(resolved.connectionString);
   const pool = new pg.Pool({
     connectionString,
-    max: Math.max(2, resolved.shards.length + 1),
+    // Per shard: the batch being marked and the next one read ahead; plus retention.
+    max: 2 * resolved.shards.length + 1,
     application_name: "eventlane-relay",
     // A silent relay never keeps a transaction (and its FOR SHARE lock on the shard row) longer than a lease.
-    options: `-c idle_in_transaction_session_timeout=${resolved.leaseMs} -c statement_timeout=${resolved.statementTimeoutMs}`,
+    // Generic plans for the relay's prepared statements: with a literal shard count the planner
+    // guesses 0.5% of pending rows match `(key_hash & 2147483647) % n = shard` and sorts the whole
+    // backlog (60 ms per read of 100k pending rows) instead of walking the pending index in id
+    // order (3 ms); the generic plan walks the index from the first execution on.
+    options: `-c idle_in_transaction_session_timeout=${resolved.leaseMs} -c statement_timeout=${resolved.statementTimeoutMs} -c plan_cache_mode=force_generic_plan`,
     keepAlive: true,
     // Client-side deadline for a connection that went silent (a partition): the server's
     // statement_timeout cannot help when nothing reaches it. The client is then discarded.

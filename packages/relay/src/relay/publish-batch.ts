@@ -217,10 +217,12 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
     try {
       deadLettered = await inFencedTransaction(rt.pool, rt.statements, lease, async (client) => {
         if (published.length > 0) {
-          await client.query({
-            ...rt.statements.markPublished,
-            values: [published.map((p) => p.row.id), lease.epoch],
-          });
+          const ids = published.map((p) => p.row.id);
+          await client.query(
+            options.publishedRows === "delete"
+              ? { ...rt.statements.deletePublished, values: [ids] }
+              : { ...rt.statements.markPublished, values: [ids, lease.epoch] },
+          );
         }
         const dead: { row: OutboxRow; attempts: number; reason: string }[] = [];
         for (const f of failures) {
@@ -285,12 +287,16 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
  */
 const readAhead = new WeakMap<ShardLease, Promise<OutboxRow[] | undefined>>();
 
-/** Marks rows published in one fenced statement; throws {@link LeadershipLostError} when fenced. */
+/**
+ * Marks rows published (or deletes them, with `publishedRows: "delete"`) in one fenced statement;
+ * throws {@link LeadershipLostError} when fenced.
+ */
 async function markPublishedFenced(rt: RelayRuntime, lease: ShardLease, ids: readonly string[]): Promise<void> {
-  const r = await rt.pool.query<{ token: string | null; marked: number }>({
-    ...rt.statements.markPublishedFenced,
-    values: [ids, lease.epoch, lease.shard, lease.token],
-  });
+  const r = await rt.pool.query<{ token: string | null; marked: number }>(
+    rt.options.publishedRows === "delete"
+      ? { ...rt.statements.deletePublishedFenced, values: [ids, lease.shard, lease.token] }
+      : { ...rt.statements.markPublishedFenced, values: [ids, lease.epoch, lease.shard, lease.token] },
+  );
   if (r.rows[0]?.token !== lease.token) {
     throw new LeadershipLostError({
       shard: lease.shard,
