@@ -67,9 +67,9 @@ export async function main() {
         EVENTLANE_RELAY_BATCH_SIZE: "100",
         EVENTLANE_HTTP_PORT: "0",
         EVENTLANE_HTTP_HOST: "127.0.0.1",
-        EVENTLANE_LOG_LEVEL: "error",
+        EVENTLANE_LOG_LEVEL: process.env.BENCH_RELAY_LOG_LEVEL ?? "error",
       },
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: ["ignore", process.env.BENCH_RELAY_LOG_LEVEL ? "inherit" : "ignore", "inherit"],
     });
 
   const instances: Instance[] = [];
@@ -138,7 +138,10 @@ export async function main() {
       async () => (await leader()).owner !== null && (await firstPublishAfter(0)) !== null,
       30_000,
     );
-    const faults: Fault[] = ["SIGKILL", "SIGSTOP", "blackhole"];
+    const faults = (process.argv
+      .find((a) => a.startsWith("--faults="))
+      ?.split("=")[1]
+      ?.split(",") ?? ["SIGKILL", "SIGSTOP", "blackhole"]) as Fault[];
     for (const fault of faults) {
       for (let trial = 1; trial <= trials; trial++) {
         const before = await leader();

@@ -211,7 +211,9 @@ export interface RelayOptions {
    */
   readonly retentionBatchSize?: number;
   /**
-   * Statement timeout of the relay's data connections, in ms.
+   * Statement timeout of the relay's data connections, in ms (server side). The client gives up on a
+   * data query after `min(statementTimeoutMs, leaseMs)`, so a silent connection never holds a
+   * batch (or a former leader) longer than a lease.
    * @default 30000
    */
   readonly statementTimeoutMs?: number;

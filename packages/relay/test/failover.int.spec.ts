@@ -33,12 +33,20 @@ describe("leadership among relay instances in one process", () => {
   const manyTopic = uniqueTopic("relay.three");
   const termTopic = uniqueTopic("relay.terminate");
   const holeTopic = uniqueTopic("relay.blackhole");
-  const topics = [manyTopic, termTopic, holeTopic];
+  const healTopic = uniqueTopic("relay.healed");
+  const topics = [manyTopic, termTopic, holeTopic, healTopic];
   const running: Relay[] = [];
   let proxy: FaultProxy | undefined;
 
-  const track = async (name: string, url = t.db.url): Promise<Tracked> => {
-    const relay = createRelay(testRelayOptions(url, topics, { instanceId: name, leaseMs: LEASE_MS, batchSize: 50 }));
+  const track = async (name: string, url = t.db.url, statementTimeoutMs?: number): Promise<Tracked> => {
+    const relay = createRelay(
+      testRelayOptions(url, topics, {
+        instanceId: name,
+        leaseMs: LEASE_MS,
+        batchSize: 50,
+        ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+      }),
+    );
     const tracked: Tracked = { relay, name, acquired: [], lost: [] };
     relay.on("leader:acquired", (e: RelayEvents["leader:acquired"]) =>
       tracked.acquired.push({ at: Date.now(), epoch: e.epoch }),
@@ -140,5 +148,39 @@ describe("leadership among relay instances in one process", () => {
     expect(a.lost[0]!.at).toBeLessThanOrEqual(b.acquired[0]!.at);
     expect(takeoverMs).toBeGreaterThanOrEqual(LEASE_MS - 1000);
     expect(takeoverMs).toBeLessThan(LEASE_MS * 2 + 1000);
+  });
+
+  it("after a partition heals, the former leader can lead again at once: its silent connections are gone", async () => {
+    // The default statement timeout (30 s): a data connection that went silent must not keep the
+    // instance stuck for that long, nor cost a query deadline each when it is next used.
+    // The instances of the tests before step down first: this test needs the shard to itself.
+    await Promise.all(running.splice(0).map((r) => r.stop()));
+    const heal = await startFaultProxy({ host: "127.0.0.1", port: 5432 });
+    try {
+      const a = await track("p-a", t.db.urlVia("127.0.0.1", heal.port), 30_000);
+      await waitFor("a leads", () => a.acquired.length === 1, 10_000);
+      const b = await track("p-b", t.db.url, 30_000);
+      const writers = startWriters(t, testEvent(healTopic), { writers: 2, keys: 5, prefix: "p", pauseMs: 2 });
+      await new Promise((r) => setTimeout(r, 500));
+      heal.blackhole();
+      await waitFor("b takes over", () => b.acquired.length === 1, 3 * LEASE_MS);
+      heal.heal();
+      await new Promise((r) => setTimeout(r, 1500));
+      const stoppedAt = Date.now();
+      await b.relay.stop();
+      await waitFor("a leads again", () => a.acquired.length === 2, 3 * LEASE_MS);
+      // a publishes as soon as it leads: the outbox drains within a lease of b's stop.
+      await waitFor("drained by a", async () => (await countByStatus(t.pool)).pending === undefined, 3 * LEASE_MS, 20);
+      const recoveredMs = Date.now() - stoppedAt;
+      const total = await writers.stop();
+      await drained();
+      assertCompleteInOrder(await readAllEvents(healTopic, total), total);
+      console.log(
+        `[fault] healed partition: the former leader led and drained again ${recoveredMs} ms after the other stopped`,
+      );
+      expect(recoveredMs).toBeLessThan(LEASE_MS + 1500);
+    } finally {
+      await heal.close();
+    }
   });
 });

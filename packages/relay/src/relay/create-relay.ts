@@ -241,10 +241,19 @@ export function createRelay(options: RelayOptions): Relay {
     // order (3 ms); the generic plan walks the index from the first execution on.
     options: `-c idle_in_transaction_session_timeout=${resolved.leaseMs} -c statement_timeout=${resolved.statementTimeoutMs} -c plan_cache_mode=force_generic_plan`,
     keepAlive: true,
-    // Client-side deadline for a connection that went silent (a partition): the server's
-    // statement_timeout cannot help when nothing reaches it. The client is then discarded.
-    query_timeout: resolved.statementTimeoutMs + resolved.leaseMs,
+    // Client-side deadline for a connection that went silent (a partition, a hung proxy): the
+    // server's statement_timeout cannot help when nothing reaches it, and TCP keepalives cannot
+    // either when a middlebox keeps the socket alive. A batch runs uninterruptibly, so this bounds
+    // how long a partitioned instance stays stuck before it can stand for leadership again. No
+    // answer later than a lease is of use to a leader anyway (it stops sending once its lease
+    // runs out), so the deadline is the lease (or the statement timeout, if shorter). The client
+    // is then discarded.
+    query_timeout: Math.min(resolved.statementTimeoutMs, resolved.leaseMs),
     connectionTimeoutMillis: resolved.leaseMs,
+    // Idle connections are closed after a third of a lease: after a partition heals, connections
+    // that went silent during it (their sockets still look open) are gone before this instance can
+    // lead again, instead of each costing a query deadline when it is next checked out.
+    idleTimeoutMillis: Math.max(1000, Math.floor(resolved.leaseMs / 3)),
   });
   // A checked-out client whose session the server ended (idle_in_transaction_session_timeout after a
   // pause) emits 'error' on itself: swallow it there, the pending query rejects and is reported.
