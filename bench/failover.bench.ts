@@ -27,6 +27,10 @@ const BIN = path.join(root, "packages/relay/src/bin/eventlane-relay.ts");
 const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const LEASE_MS = arg("lease", 3000);
+const flag = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
+const CLIENT = flag("client", "kafkajs");
+const MODE = flag("mode", "idempotent");
 
 type Fault = "SIGKILL" | "SIGSTOP" | "blackhole";
 
@@ -60,6 +64,8 @@ export async function main() {
         ...process.env,
         EVENTLANE_DATABASE_URL: database.urlVia("127.0.0.1", inst.proxy.port),
         EVENTLANE_KAFKA_BROKERS: "127.0.0.1:9092",
+        EVENTLANE_KAFKA_CLIENT: CLIENT,
+        EVENTLANE_KAFKA_MODE: MODE,
         EVENTLANE_RELAY_TOPICS: topic,
         EVENTLANE_RELAY_INSTANCE_ID: inst.id,
         EVENTLANE_RELAY_LEASE_MS: String(LEASE_MS),
@@ -81,6 +87,7 @@ export async function main() {
 
   // Read everything back.
   const kafka = new Kafka({ clientId: "bench-failover", brokers: ["127.0.0.1:9092"], logLevel: logLevel.NOTHING });
+  // read_committed (kafkajs's default): in transactional mode aborted sends are not counted.
   const consumer = kafka.consumer({ groupId: `bench-failover-${Date.now()}`, maxWaitTimeInMs: 100 });
   const seen = new Map<number, number>();
   let received = 0;
@@ -210,8 +217,8 @@ export async function main() {
     };
   });
   const chart = writeBarChart(
-    "failover.svg",
-    `Failover: fault -> successor's first publish (lease ${LEASE_MS} ms), ${trials} trials each`,
+    `failover-${CLIENT}-${MODE}.svg`,
+    `Failover (${CLIENT}, ${MODE}): fault -> successor's first publish, lease ${LEASE_MS} ms, ${trials} trials each`,
     "milliseconds",
     byFault.map((f) => ({
       label: f.fault,
@@ -227,6 +234,8 @@ export async function main() {
   const worst = Math.max(...results.map((r) => r.takeoverMs));
   return {
     benchmark: "failover",
+    client: CLIENT,
+    mode: MODE,
     leaseMs: LEASE_MS,
     writeRatePerSecond: rate,
     events: seq,

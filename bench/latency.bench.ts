@@ -5,8 +5,9 @@
 // clock). Reports p50, p99 and max per rate, with a CDF chart.
 import { Schema } from "effect";
 import { createEventStore, defineEvent, migrateToLatest } from "@eventlane/core";
-import { createRelay } from "@eventlane/relay";
+import { createRelay, type KafkaClient, type KafkaProducerMode } from "@eventlane/relay";
 import { createTestDatabase, createTopics, deleteTopics, uniqueTopic } from "@eventlane/test-kit";
+import { Consumer, stringDeserializers } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
@@ -16,7 +17,40 @@ const BROKERS = ["127.0.0.1:9092"];
 const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 
+/** The receiving side: a consumer of either client, reading the topic from the beginning. */
+interface Reader {
+  close(): Promise<void>;
+}
+
+async function startReader(client: string, topic: string, onValue: (value: string) => void): Promise<Reader> {
+  const groupId = `bench-latency-${client}-${Date.now()}`;
+  if (client === "kafkajs") {
+    const kafka = new Kafka({ clientId: "bench-latency", brokers: BROKERS, logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 50 });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => onValue(message.value!.toString()) });
+    return { close: () => consumer.disconnect() };
+  }
+  const consumer = new Consumer({
+    groupId,
+    clientId: "bench-latency",
+    bootstrapBrokers: BROKERS,
+    deserializers: stringDeserializers,
+    maxWaitTime: 50,
+  });
+  const stream = await consumer.consume({ topics: [topic], mode: "earliest", autocommit: 1000 });
+  stream.on("data", (m) => onValue(m.value as string));
+  return {
+    close: async () => {
+      await stream.close();
+      await consumer.close();
+    },
+  };
+}
+
 export async function main() {
+  const consumerClient = process.argv.find((a) => a.startsWith("--consumer="))?.split("=")[1] ?? "platformatic";
   const sustainSeconds = arg("sustain-seconds", 8);
   const phaseSeconds = arg("phase-seconds", 12);
   const writers = arg("writers", 16);
@@ -37,14 +71,19 @@ export async function main() {
   let received = 0;
   await migrateToLatest(db);
   await createTopics([{ topic, partitions: 6 }]);
-  const relay = createRelay({ connectionString: database.url, kafka: { brokers: BROKERS }, topics: [topic] });
+  const client = (process.argv.find((a) => a.startsWith("--client="))?.split("=")[1] ?? "kafkajs") as KafkaClient;
+  const mode = (process.argv.find((a) => a.startsWith("--mode="))?.split("=")[1] ?? "idempotent") as KafkaProducerMode;
+  const relay = createRelay({
+    connectionString: database.url,
+    kafka: { brokers: BROKERS, client, mode },
+    topics: [topic],
+  });
   // The relay's own view: insert -> Kafka ack, per message; splits the end-to-end figure in two.
   let relayLatencies: number[] = [];
   relay.on("batch:published", (e) => {
     for (const ms of e.commitToPublishMs) relayLatencies.push(ms);
   });
-  const kafka = new Kafka({ clientId: "bench-latency", brokers: BROKERS, logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `bench-latency-${Date.now()}`, maxWaitTimeInMs: 50 });
+  let reader: Reader | undefined;
   let seq = 0;
   const write = async () => {
     const n = seq++;
@@ -52,17 +91,13 @@ export async function main() {
     committedAt.set(n, performance.now());
   };
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        const now = performance.now();
-        const n = (JSON.parse(message.value!.toString()) as { seq: number }).seq;
-        if (!receivedAt.has(n)) {
-          receivedAt.set(n, now);
-          received++;
-        }
-      },
+    reader = await startReader(consumerClient, topic, (value) => {
+      const now = performance.now();
+      const n = (JSON.parse(value) as { seq: number }).seq;
+      if (!receivedAt.has(n)) {
+        receivedAt.set(n, now);
+        received++;
+      }
     });
     await relay.start();
     // Warm-up: the consumer's group join and the relay's leadership.
@@ -125,8 +160,8 @@ export async function main() {
       );
     }
     const chart = writeLineChart(
-      "latency.svg",
-      "Commit -> consumer receipt latency (CDF)",
+      `latency-${client}-${mode}-${consumerClient}-consumer.svg`,
+      `Commit -> receipt latency (CDF): relay ${client}/${mode}, ${consumerClient} consumer`,
       { x: "latency (ms, log scale)", y: "fraction of events", logX: true },
       phases.map((p) => ({
         name: `open loop at ${p.name}`,
@@ -142,6 +177,9 @@ export async function main() {
     const r = (x: number) => Number(x.toFixed(2));
     return {
       benchmark: "latency",
+      consumer: consumerClient,
+      relayClient: client,
+      relayMode: mode,
       sustainedEndToEndPerSecond: Math.round(sustained),
       phases: phases.map((p) => ({
         rateShare: p.share,
@@ -161,7 +199,7 @@ export async function main() {
     };
   } finally {
     await relay.stop().catch(() => undefined);
-    await consumer.disconnect().catch(() => undefined);
+    await reader?.close().catch(() => undefined);
     await db.destroy();
     await deleteTopics([topic]);
     await database.drop();

@@ -23,7 +23,7 @@ export function writeBarChart(
   const W = 900;
   const H = 420;
   const left = 70;
-  const bottom = 60;
+  const bottom = 80;
   const top = 50;
   const plotH = H - top - bottom;
   const groupW = (W - left - 20) / groups.length;
@@ -64,9 +64,12 @@ export function writeBarChart(
         `<text x="${x + barW / 2}" y="${y(b.value) - 3}" text-anchor="middle" font-size="10">${b.value >= 100 ? b.value.toFixed(0) : b.value.toFixed(2)}</text>`,
       );
     });
-    parts.push(
-      `<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(g.label)}</text>`,
-    );
+    // Labels may hold line breaks ("\n"): one line each, so long group names do not overlap.
+    g.label.split("\n").forEach((line, li) => {
+      parts.push(
+        `<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 16 + li * 13}" text-anchor="middle" font-size="11">${esc(line)}</text>`,
+      );
+    });
   });
   names.forEach((n, i) => {
     parts.push(
@@ -148,7 +151,11 @@ export function writeLineChart(
     parts.push(
       `<line x1="${X(m.x)}" y1="${top}" x2="${X(m.x)}" y2="${H - bottom}" stroke="#c00" stroke-dasharray="6 4"/>`,
     );
-    parts.push(`<text x="${X(m.x) + 4}" y="${top + 12}" fill="#c00">${esc(m.label)}</text>`);
+    // Near the right edge the label goes to the left of its line.
+    const leftOfLine = X(m.x) > W - right - 160;
+    parts.push(
+      `<text x="${X(m.x) + (leftOfLine ? -4 : 4)}" y="${top + 12 + markers.indexOf(m) * 14}" fill="#c00" text-anchor="${leftOfLine ? "end" : "start"}">${esc(m.label)}</text>`,
+    );
   }
   parts.push("</svg>");
   const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../results");

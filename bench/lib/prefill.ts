@@ -2,11 +2,6 @@ import { murmur2 } from "@eventlane/core";
 import { type Kysely, sql } from "kysely";
 import { progress } from "./chart.ts";
 
-/** The same 1 KiB JSON payload shape the prefill writes, for the bare-producer side of a comparison. */
-export function payloadFor(n: number, note: string): string {
-  return JSON.stringify({ n, note });
-}
-
 /**
  * Fills the outbox with `rows` pending rows as `enqueue` would have written them (per-key sequences,
  * murmur2 key hashes), `keys` distinct keys, 1 KiB payloads, in chunks, with progress.
@@ -22,7 +17,7 @@ export async function prefillOutbox<DB>(
     await sql`
       INSERT INTO eventlane.outbox (event_id, topic, key, key_hash, event_type, schema_version, key_sequence, payload)
       SELECT gen_random_uuid(), ${options.topic}, 'k-' || (g % ${options.keys}), (${hashes}::int[])[(g % ${options.keys}) + 1],
-             'bench_event', 1, (g / ${options.keys}) + 1, jsonb_build_object('n', g, 'note', ${options.note}::text)
+             'bench_event', 1, (g / ${options.keys}) + 1, jsonb_build_object('n', g, 'note', ${options.note}::text)::json
       FROM generate_series(${start}::int, ${end}::int) AS g
       ORDER BY g`.execute(db);
     progress(`prefill: ${end + 1}/${options.rows} rows`);

@@ -60,6 +60,8 @@ CREATE TABLE ${n.snapshots} (
 -- The transactional outbox. id is handed out at insert, not at commit, so the relay reads by
 -- status = 'pending' (never by an id cursor) and a row that commits late is still found.
 -- payload is NULL for event-sourced rows: the relay reads it from the events row with the same event_id.
+-- It is json, not jsonb: stored as the writer serialised it and read back as text without re-rendering,
+-- which is what Kafka gets (the relay never parses it).
 CREATE TABLE ${n.outbox} (
   id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   event_id          uuid        NOT NULL,
@@ -72,7 +74,7 @@ CREATE TABLE ${n.outbox} (
   aggregate_id      text,
   aggregate_version integer,
   key_sequence      bigint,
-  payload           jsonb,
+  payload           json,
   headers           jsonb       NOT NULL DEFAULT '{}'::jsonb,
   status            text        NOT NULL DEFAULT 'pending'
                     CHECK (status IN ('pending', 'published', 'dead_lettered', 'skipped')),

@@ -413,7 +413,7 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
         RETURNING last_sequence
       )
       INSERT INTO ${outbox} (event_id, topic, key, key_hash, event_type, schema_version, key_sequence, payload, headers)
-      SELECT ${eventId}::uuid, ${topic}, ${key}, ${murmur2(key)}, ${definition.type}, ${definition.version}, seq.last_sequence, ${payload}::jsonb, ${headers}::jsonb
+      SELECT ${eventId}::uuid, ${topic}, ${key}, ${murmur2(key)}, ${definition.type}, ${definition.version}, seq.last_sequence, ${payload}::json, ${headers}::jsonb
       FROM seq ${notifyJoin}
       RETURNING id, key_sequence`.execute(db);
     const row = r.rows[0]!;

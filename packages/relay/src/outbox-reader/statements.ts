@@ -29,7 +29,7 @@ export interface RelayStatements {
 
 const READ_COLUMNS = `o.id::text AS id, o.event_id::text AS event_id, o.topic, o.key, o.event_type, o.schema_version,
               o.aggregate_type, o.aggregate_id, o.aggregate_version, o.key_sequence::text AS key_sequence,
-              COALESCE(o.payload, e.payload)::text AS payload, o.headers, o.attempts,
+              COALESCE(o.payload::text, e.payload::text) AS payload, o.headers, o.attempts,
               (extract(epoch FROM o.created_at) * 1000)::float8 AS created_at_ms`;
 
 export function relayStatements(n: TableNames): RelayStatements {

@@ -132,48 +132,47 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
     for (const i of items) published.push({ row: i.row, at });
   };
 
+  /**
+   * Sends; on failure the transaction's unsent work is discarded and either the record-level error
+   * is returned (it counts toward the record's attempts) or `stop` is set (any other failure).
+   */
+  const attempt = async (topic: string, items: readonly Item[]): Promise<"sent" | "stop" | ProducerSendError> => {
+    try {
+      await send(topic, items);
+      return "sent";
+    } catch (error) {
+      discardUncommitted();
+      if (error instanceof LeadershipLostError) {
+        stop = error;
+        return "stop";
+      }
+      const e = asSendError(error);
+      if (e.reason !== "record") {
+        stop = e;
+        return "stop";
+      }
+      return e;
+    }
+  };
+
   outer: for (const [topic, items] of byTopic) {
     const maxBytes = rt.topics.get(topic)!.maxMessageBytes;
     for (const chunk of chunkBySize(items, maxBytes)) {
       const sendable = chunk.filter((i) => !blocked.has(keyOf(i.row)));
       if (sendable.length === 0) continue;
-      try {
-        await send(topic, sendable);
+      const result = await attempt(topic, sendable);
+      if (result === "sent") continue;
+      if (result === "stop") break outer;
+      if (sendable.length === 1) {
+        fail(sendable[0]!.row, `record: ${result.message}`);
         continue;
-      } catch (error) {
-        discardUncommitted();
-        if (error instanceof LeadershipLostError) {
-          stop = error;
-          break outer;
-        }
-        const e = asSendError(error);
-        if (e.reason !== "record") {
-          stop = e;
-          break outer;
-        }
-        if (sendable.length === 1) {
-          fail(sendable[0]!.row, `record: ${e.message}`);
-          continue;
-        }
       }
       // A record error in a multi-record send: find the offending records one by one.
       for (const item of sendable) {
         if (blocked.has(keyOf(item.row))) continue;
-        try {
-          await send(topic, [item]);
-        } catch (error) {
-          discardUncommitted();
-          if (error instanceof LeadershipLostError) {
-            stop = error;
-            break outer;
-          }
-          const e = asSendError(error);
-          if (e.reason !== "record") {
-            stop = e;
-            break outer;
-          }
-          fail(item.row, `record: ${e.message}`);
-        }
+        const one = await attempt(topic, [item]);
+        if (one === "stop") break outer;
+        if (one !== "sent") fail(item.row, `record: ${one.message}`);
       }
     }
   }
