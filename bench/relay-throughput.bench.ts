@@ -12,7 +12,7 @@ import { createRelay, type KafkaClient, type KafkaProducerMode, type PublishedRo
 import { createTestDatabase, createTopics, deleteTopics, uniqueTopic } from "@eventlane/test-kit";
 import { Producer, stringSerializers } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import { progress, writeBarChart } from "./lib/chart.ts";
 import { type CpuShare, cpuShare, sampleCpu } from "./lib/cpu.ts";

@@ -174,8 +174,8 @@ export async function main(args: string[]) {
       results: summary,
       target: {
         enqueueRatioAt8Clients: 0.85,
-        measured: at8["enqueue_ratio"],
-        met: (at8["enqueue_ratio"] ?? 0) >= 0.85,
+        measured: at8.enqueue_ratio,
+        met: (at8.enqueue_ratio ?? 0) >= 0.85,
       },
       eventSourcedRatioAt8Clients: at8["es-append_ratio"],
       chart,

@@ -31,6 +31,7 @@ export function writeBarChart(
   const y = (v: number) => top + plotH - (v / max) * plotH;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${esc(title)}</text>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`,
@@ -120,6 +121,7 @@ export function writeLineChart(
   const Y = (v: number) => top + (H - top - bottom) - (v / yMax) * (H - top - bottom);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16">${esc(title)}</text>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${H - bottom}" stroke="#333"/>`,
