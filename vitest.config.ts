@@ -1,5 +1,18 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Timing-sensitive fault tests (failover, shard hand-overs, broker restarts): they measure takeovers
+ * against a lease of a few seconds, so they run one file at a time, after the rest of the suite, on
+ * a machine that is not also running three other test files.
+ */
+const FAULT_TESTS = [
+  "packages/relay/test/failover.int.spec.ts",
+  "packages/relay/test/failover-process.int.spec.ts",
+  "packages/relay/test/shards.int.spec.ts",
+  "packages/relay/test/broker-restart.int.spec.ts",
+  "packages/relay/test/platformatic-broker-restart.int.spec.ts",
+];
+
 export default defineConfig({
   resolve: {
     // Workspace packages resolve to their TypeScript sources, no build needed.
@@ -7,17 +20,36 @@ export default defineConfig({
   },
   ssr: { resolve: { conditions: ["eventlane-source"] } },
   test: {
-    include: ["packages/*/test/**/*.spec.ts", "examples/*/test/**/*.spec.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Each integration file owns its database and topics, so files run in parallel.
     pool: "forks",
-    maxWorkers: 3,
-    typecheck: {
-      enabled: true,
-      include: ["packages/*/test/**/*.test-d.ts"],
-      tsconfig: "./tsconfig.tests.json",
-    },
     reporters: ["default"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "suite",
+          include: ["packages/*/test/**/*.spec.ts", "examples/*/test/**/*.spec.ts"],
+          exclude: FAULT_TESTS,
+          // Each integration file owns its database and topics, so files run in parallel.
+          maxWorkers: 3,
+          sequence: { groupOrder: 0 },
+          typecheck: {
+            enabled: true,
+            include: ["packages/*/test/**/*.test-d.ts"],
+            tsconfig: "./tsconfig.tests.json",
+          },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "faults",
+          include: FAULT_TESTS,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
