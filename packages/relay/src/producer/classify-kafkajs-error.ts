@@ -1,33 +1,6 @@
+import { reasonOfKafkaError } from "./kafka-error-ids.ts";
 import type { PublishFailureReason } from "./producer-port.ts";
 
-/** Kafka protocol error types that concern one record: they count toward its attempts. */
-const RECORD_TYPES = new Set([
-  "MESSAGE_TOO_LARGE",
-  "RECORD_LIST_TOO_LARGE",
-  "CORRUPT_MESSAGE",
-  "INVALID_RECORD",
-  "INVALID_TIMESTAMP",
-  "UNSUPPORTED_COMPRESSION_TYPE",
-]);
-const LEADERSHIP_TYPES = new Set([
-  "LEADER_NOT_AVAILABLE",
-  "NOT_LEADER_FOR_PARTITION",
-  "NOT_LEADER_OR_FOLLOWER",
-  "PREFERRED_LEADER_NOT_AVAILABLE",
-  "FENCED_LEADER_EPOCH",
-  "UNKNOWN_LEADER_EPOCH",
-  "NOT_ENOUGH_REPLICAS",
-  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-  "UNKNOWN_TOPIC_OR_PARTITION",
-  "NOT_CONTROLLER",
-  "KAFKA_STORAGE_ERROR",
-  // Transactional mode: a successor initialised this shard's transactional.id (a zombie is fenced).
-  "INVALID_PRODUCER_EPOCH",
-  "PRODUCER_FENCED",
-  "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-]);
-const TIMEOUT_TYPES = new Set(["REQUEST_TIMED_OUT"]);
-const THROTTLING_TYPES = new Set(["THROTTLING_QUOTA_EXCEEDED", "POLICY_VIOLATION", "CONCURRENT_TRANSACTIONS"]);
 const CONNECTION_NAMES = new Set([
   "KafkaJSConnectionError",
   "KafkaJSConnectionClosedError",
@@ -69,10 +42,8 @@ export function classifyKafkaJsError(error: unknown): PublishFailureReason {
   for (const e of chain(error)) {
     const type = typeof e.type === "string" ? e.type : undefined;
     if (type !== undefined) {
-      if (RECORD_TYPES.has(type)) return "record";
-      if (LEADERSHIP_TYPES.has(type)) return "leadership";
-      if (TIMEOUT_TYPES.has(type)) return "timeout";
-      if (THROTTLING_TYPES.has(type)) return "throttling";
+      const reason = reasonOfKafkaError(type);
+      if (reason !== undefined) return reason;
     }
     const name = typeof e.name === "string" ? e.name : "";
     if (TIMEOUT_NAMES.has(name)) return "timeout";

@@ -1,35 +1,8 @@
 import { TimeoutError } from "@platformatic/kafka";
 import { describeError } from "../errors.ts";
+import { reasonOfKafkaError } from "./kafka-error-ids.ts";
 import type { PublishFailureReason } from "./producer-port.ts";
 
-/** Kafka protocol error ids (`ProtocolError.apiId`) that concern one record: they count toward its attempts. */
-const RECORD_IDS = new Set([
-  "MESSAGE_TOO_LARGE",
-  "RECORD_LIST_TOO_LARGE",
-  "CORRUPT_MESSAGE",
-  "INVALID_RECORD",
-  "INVALID_TIMESTAMP",
-  "UNSUPPORTED_COMPRESSION_TYPE",
-]);
-const LEADERSHIP_IDS = new Set([
-  "LEADER_NOT_AVAILABLE",
-  "NOT_LEADER_OR_FOLLOWER",
-  "PREFERRED_LEADER_NOT_AVAILABLE",
-  "FENCED_LEADER_EPOCH",
-  "UNKNOWN_LEADER_EPOCH",
-  "NOT_ENOUGH_REPLICAS",
-  "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-  "UNKNOWN_TOPIC_OR_PARTITION",
-  "NOT_CONTROLLER",
-  "KAFKA_STORAGE_ERROR",
-  // Transactional mode: a successor initialised this shard's transactional.id (a zombie is fenced).
-  "INVALID_PRODUCER_EPOCH",
-  "PRODUCER_FENCED",
-  "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-]);
-const TIMEOUT_IDS = new Set(["REQUEST_TIMED_OUT"]);
-const THROTTLING_IDS = new Set(["THROTTLING_QUOTA_EXCEEDED", "POLICY_VIOLATION", "CONCURRENT_TRANSACTIONS"]);
-const CONNECTION_IDS = new Set(["SASL_AUTHENTICATION_FAILED", "UNSUPPORTED_SASL_MECHANISM", "ILLEGAL_SASL_STATE"]);
 const SOCKET_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
 
 interface ErrorLike {
@@ -44,12 +17,7 @@ const isObject = (e: unknown): e is ErrorLike => e !== null && typeof e === "obj
 /** The reason one error says about itself, without looking at what it wraps. */
 function ownReason(e: ErrorLike): PublishFailureReason | undefined {
   if (typeof e.apiId === "string") {
-    if (RECORD_IDS.has(e.apiId)) return "record";
-    if (LEADERSHIP_IDS.has(e.apiId)) return "leadership";
-    if (TIMEOUT_IDS.has(e.apiId)) return "timeout";
-    if (THROTTLING_IDS.has(e.apiId)) return "throttling";
-    if (CONNECTION_IDS.has(e.apiId)) return "connection";
-    return undefined;
+    return reasonOfKafkaError(e.apiId);
   }
   // @platformatic/kafka 2.12's TimeoutError (request or connect timed out) carries the code
   // PLT_KFK_NETWORK, so it is told apart by its class.
