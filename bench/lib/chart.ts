@@ -79,6 +79,11 @@ export function writeBarChart(
     parts.push(`<text x="${left + i * 170 + 16}" y="${H - 14}">${esc(n)}</text>`);
   });
   parts.push("</svg>");
+  return writeResult(file, parts);
+}
+
+/** Writes an SVG's parts to bench/results/<file> and returns its path. */
+function writeResult(file: string, parts: readonly string[]): string {
   const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../results");
   mkdirSync(dir, { recursive: true });
   const out = path.join(dir, file);
@@ -160,11 +165,7 @@ export function writeLineChart(
     );
   }
   parts.push("</svg>");
-  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../results");
-  mkdirSync(dir, { recursive: true });
-  const out = path.join(dir, file);
-  writeFileSync(out, parts.join("\n"));
-  return out;
+  return writeResult(file, parts);
 }
 
 /** The q-quantile (0..1) of sorted numbers. */

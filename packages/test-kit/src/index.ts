@@ -10,4 +10,5 @@ export {
   type TopicSpec,
 } from "./kafka.ts";
 export { startFaultProxy, type FaultMode, type FaultProxy } from "./fault-proxy.ts";
-export { startPrivateBroker, waitFor, type PrivateBroker } from "./private-broker.ts";
+export { startPrivateBroker, type PrivateBroker } from "./private-broker.ts";
+export { waitFor } from "./wait-for.ts";
