@@ -8,6 +8,7 @@ import { defineConfig } from "vitest/config";
 const FAULT_TESTS = [
   "packages/relay/test/failover.int.spec.ts",
   "packages/relay/test/failover-process.int.spec.ts",
+  "packages/relay/test/failover-mark-in-flight.int.spec.ts",
   "packages/relay/test/shards.int.spec.ts",
   "packages/relay/test/broker-restart.int.spec.ts",
   "packages/relay/test/platformatic-broker-restart.int.spec.ts",
