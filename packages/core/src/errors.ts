@@ -1,8 +1,8 @@
 import { Data } from "effect";
 
 /**
- * Every error Eventlane raises carries a stable `code`: match on it (or on `_tag`), never on the
- * message. Codes are listed in {@link EventlaneErrorCode}.
+ * Every error @eventlane/core raises carries a stable `code`: match on it (or on `_tag`), never on
+ * the message. This is the complete list, one code per error class ({@link EventlaneError}).
  */
 export const EventlaneErrorCodes = [
   "EVENTLANE_INVALID_OPTION",
@@ -15,6 +15,7 @@ export const EventlaneErrorCodes = [
   "EVENTLANE_UPCAST_MISSING",
   "EVENTLANE_SCHEMA_VERSION",
   "EVENTLANE_DATABASE",
+  "EVENTLANE_DOMAIN_REJECTION",
 ] as const;
 export type EventlaneErrorCode = (typeof EventlaneErrorCodes)[number];
 
@@ -119,4 +120,48 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly message: string;
 }> {
   readonly code = "EVENTLANE_DATABASE" as const;
+}
+
+/**
+ * A decider threw while `handle` ran it (Effect API): `cause` is what it threw, whatever it is. Told
+ * apart by where it was thrown (inside `decide`, `evolve` or `initialState`), never by its shape.
+ */
+export class DomainRejection extends Data.TaggedError("DomainRejection")<{
+  readonly cause: unknown;
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_DOMAIN_REJECTION" as const;
+}
+
+/** Every error class of @eventlane/core; its `code`s are exactly {@link EventlaneErrorCodes}. */
+export type EventlaneError =
+  | InvalidOptionError
+  | InvalidIdentifierError
+  | InvalidPayloadError
+  | UnknownEventTypeError
+  | ConcurrencyError
+  | SerializationError
+  | PayloadTooLargeError
+  | UpcastMissingError
+  | SchemaVersionError
+  | DatabaseError
+  | DomainRejection;
+
+const ERROR_CLASSES = [
+  InvalidOptionError,
+  InvalidIdentifierError,
+  InvalidPayloadError,
+  UnknownEventTypeError,
+  ConcurrencyError,
+  SerializationError,
+  PayloadTooLargeError,
+  UpcastMissingError,
+  SchemaVersionError,
+  DatabaseError,
+  DomainRejection,
+] as const;
+
+/** True for an instance of one of core's error classes (by class, not by the shape of its `code`). */
+export function isEventlaneError(error: unknown): error is EventlaneError {
+  return ERROR_CLASSES.some((E) => error instanceof E);
 }

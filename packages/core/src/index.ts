@@ -50,7 +50,6 @@ export {
   type StoredEvent,
 } from "./store/event-store.ts";
 export {
-  DomainRejection,
   EventStoreService,
   makeEventStoreService,
   type EventStoreServiceShape,

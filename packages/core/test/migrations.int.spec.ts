@@ -1,4 +1,5 @@
 import { Kysely, PostgresDialect, sql } from "kysely";
+import { Migrator } from "kysely/migration";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "@eventlane/test-kit";
@@ -6,12 +7,14 @@ import {
   assertSchemaVersion,
   createEventStore,
   eventlaneDdl,
+  eventlaneMigrations,
   InvalidIdentifierError,
+  InvalidOptionError,
   migrateToLatest,
   SCHEMA_VERSION,
   SchemaVersionError,
 } from "../src/index.ts";
-import { BookingCancelled } from "./fixtures/booking.ts";
+import { Booking, BookingCancelled } from "./fixtures/booking.ts";
 
 let database: TestDatabase;
 let db: Kysely<unknown>;
@@ -99,4 +102,91 @@ describe("migrations", () => {
     expect(() => createEventStore({ maxPayloadBytes: 0 })).toThrow(/maxPayloadBytes/);
     expect(() => createEventStore({ notify: "yes" } as never)).toThrow(/notify must be a boolean/);
   });
+
+  it.each([
+    ["migrateToLatest", (options: object) => migrateToLatest(db, options)],
+    ["assertSchemaVersion", (options: object) => assertSchemaVersion(db, options)],
+    ["eventlaneDdl", async (options: object) => eventlaneDdl(options)],
+    ["eventlaneMigrations", async (options: object) => eventlaneMigrations(options)],
+  ])("%s refuses an unknown option, naming it, before any SQL runs", async (_name, call) => {
+    const error = await call({ schema: "typo_schema", tablePefix: "x_" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect(error).toMatchObject({ code: "EVENTLANE_INVALID_OPTION", option: "tablePefix" });
+    expect((error as InvalidOptionError).message).toMatch(
+      /unknown schema option "tablePefix"; known: schema, tablePrefix/,
+    );
+    const notAnObject = await call(null as never).catch((e: unknown) => e);
+    expect(notAnObject).toMatchObject({ code: "EVENTLANE_INVALID_OPTION", option: "options" });
+    const schemas = await sql<{ n: string }>`
+      SELECT count(*)::text AS n FROM pg_namespace WHERE nspname = 'typo_schema'`.execute(db);
+    expect(schemas.rows[0]?.n).toBe("0");
+  });
+
+  it("upgrades a version-1 database: event payloads become json, kept as written from then on", async () => {
+    const schema = "upgrade_v1";
+    await sql.raw(`CREATE SCHEMA ${schema}`).execute(db);
+    const migrator = new Migrator({
+      db,
+      provider: { getMigrations: async () => eventlaneMigrations({ schema }) },
+      migrationTableSchema: schema,
+      migrationTableName: "eventlane_migration",
+      migrationLockTableName: "eventlane_migration_lock",
+    });
+    expect((await migrator.migrateTo("0001_eventlane_initial")).error).toBeUndefined();
+    await sql
+      .raw(`
+      INSERT INTO ${schema}.streams (stream_id, stream_type, version) VALUES ('booking-up', 'booking', 1);
+      INSERT INTO ${schema}.events (stream_id, version, event_id, event_type, schema_version, payload)
+      VALUES ('booking-up', 1, gen_random_uuid(), 'booking_cancelled', 1, '{"reason":"old","bookingId":"up"}')`)
+      .execute(db);
+    const store = createEventStore({ schema, notify: false });
+    const refused = await store.readStream(db, Booking, "booking-up").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SchemaVersionError);
+    expect(refused).toMatchObject({ expected: SCHEMA_VERSION, actual: 1 });
+
+    await migrateToLatest(db, { schema });
+    await assertSchemaVersion(db, { schema });
+    expect(await payloadType(schema)).toBe("json");
+    // The stored event survives (in jsonb's rendering, as it was stored); a new one is kept as written.
+    const read = await store.readStream(db, Booking, "booking-up");
+    expect(read.events[0]?.event.data).toEqual({ bookingId: "up", reason: "old" });
+    await store.appendToStream(db, Booking, "booking-up", [BookingCancelled.make({ reason: "new", bookingId: "up" })]);
+    const texts = await sql<{ payload: string }>`
+      SELECT payload::text AS payload FROM ${sql.raw(`${schema}.events`)} WHERE stream_id = 'booking-up' ORDER BY version`.execute(
+      db,
+    );
+    expect(texts.rows.map((r) => r.payload)).toEqual([
+      '{"reason": "old", "bookingId": "up"}',
+      '{"bookingId":"up","reason":"new"}',
+    ]);
+
+    // And back down: jsonb again, version 1.
+    expect((await migrator.migrateTo("0001_eventlane_initial")).error).toBeUndefined();
+    expect(await payloadType(schema)).toBe("jsonb");
+    await expect(assertSchemaVersion(db, { schema })).rejects.toMatchObject({ actual: 1 });
+  });
+
+  it("gives DBAs DDL that, applied by hand, builds the schema at SCHEMA_VERSION", async () => {
+    const schema = "by_hand";
+    const ddl = eventlaneDdl({ schema });
+    expect(ddl).toMatch(/-- 0001_eventlane_initial\n[\s\S]*-- 0002_eventlane_event_payload_json\n/);
+    await sql.raw(ddl).execute(db);
+    await assertSchemaVersion(db, { schema });
+    expect(await payloadType(schema)).toBe("json");
+    const store = createEventStore({ schema, notify: false });
+    expect(
+      (
+        await store.appendToStream(db, Booking, "booking-hand", [
+          BookingCancelled.make({ bookingId: "h", reason: "r" }),
+        ])
+      ).nextVersion,
+    ).toBe(1);
+  });
 });
+
+async function payloadType(schema: string): Promise<string | undefined> {
+  const r = await sql<{ data_type: string }>`
+    SELECT data_type FROM information_schema.columns
+     WHERE table_schema = ${schema} AND table_name = 'events' AND column_name = 'payload'`.execute(db);
+  return r.rows[0]?.data_type;
+}

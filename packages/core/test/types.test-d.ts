@@ -1,7 +1,14 @@
 import { Schema } from "effect";
 import type { Kysely } from "kysely";
 import { describe, expectTypeOf, it } from "vitest";
-import { createEventStore, defineEvent, type AggregateEvent, type AggregateState } from "../src/index.ts";
+import {
+  createEventStore,
+  defineEvent,
+  type AggregateEvent,
+  type AggregateState,
+  type EventlaneError,
+  type EventlaneErrorCode,
+} from "../src/index.ts";
 import { Booking, BookingCancelled, BookingConfirmed, RoomCleaned } from "./fixtures/booking.ts";
 
 declare const db: Kysely<{ bookings: { id: string } }>;
@@ -36,5 +43,9 @@ describe("compile-time guarantees", () => {
     expectTypeOf<AggregateState<typeof Booking>["status"]>().toEqualTypeOf<"none" | "confirmed" | "cancelled">();
     // @ts-expect-error not a Booking command
     void store.handle(db, Booking, "b-1", { kind: "upgrade" });
+  });
+
+  it("gives every error class a code of the list, and the list no code without a class", () => {
+    expectTypeOf<EventlaneError["code"]>().toEqualTypeOf<EventlaneErrorCode>();
   });
 });

@@ -1,21 +1,26 @@
-import { Context, Data, Effect, Layer } from "effect";
+import { Context, Effect, Layer } from "effect";
 import type { Aggregate, AggregateCommand, AggregateEvent, AggregateState } from "../aggregate/define-aggregate.ts";
 import {
-  ConcurrencyError,
+  type ConcurrencyError,
   DatabaseError,
-  InvalidOptionError,
-  InvalidPayloadError,
-  PayloadTooLargeError,
-  SerializationError,
-  UnknownEventTypeError,
-  UpcastMissingError,
+  DomainRejection,
+  type EventlaneError,
+  type InvalidOptionError,
+  type InvalidPayloadError,
+  isEventlaneError,
+  type PayloadTooLargeError,
+  type SchemaVersionError,
+  type SerializationError,
+  type UnknownEventTypeError,
+  type UpcastMissingError,
 } from "../errors.ts";
 import type { EventDefinition } from "../event/define-event.ts";
+import { isDatabaseFailure } from "../store/database-failure.ts";
 import {
   type AggregateStreamResult,
   type AppendOptions,
   type AppendResult,
-  createEventStore,
+  createEventStoreInternals,
   type EnqueueOptions,
   type EnqueueResult,
   type EventStore as PromiseEventStore,
@@ -36,6 +41,7 @@ export type WriteFailure =
   | SerializationError
   | PayloadTooLargeError
   | InvalidOptionError
+  | SchemaVersionError
   | DatabaseError;
 /** Errors of loading a stream, as Effect failures. */
 export type ReadFailure =
@@ -43,12 +49,14 @@ export type ReadFailure =
   | UnknownEventTypeError
   | UpcastMissingError
   | InvalidOptionError
+  | SchemaVersionError
   | DatabaseError;
 
 /**
  * The event store as an Effect service: the same implementation as {@link createEventStore}, with
  * typed failures instead of rejections. A `Transaction` passed in keeps your writes and Eventlane's
- * in one transaction, exactly as with the Promise API.
+ * in one transaction, exactly as with the Promise API. A rejection that is none of core's errors and
+ * did not come from the database is a bug, and surfaces as a defect, not as a failure.
  */
 export interface EventStoreServiceShape {
   readonly options: ResolvedEventStoreOptions;
@@ -71,7 +79,10 @@ export interface EventStoreServiceShape {
     aggregate: A,
     streamId: string,
   ): Effect.Effect<AggregateStreamResult<AggregateState<A>>, ReadFailure>;
-  /** Fails with the decider's own error (as `unknown`) too, when `decide` throws. */
+  /**
+   * Fails with {@link DomainRejection} when the decider (`decide`, `evolve`, `initialState`) throws,
+   * whatever it throws; `cause` holds it.
+   */
   handle<A extends AnyAggregate>(
     db: Executor,
     aggregate: A,
@@ -87,72 +98,70 @@ export interface EventStoreServiceShape {
   ): Effect.Effect<EnqueueResult, WriteFailure>;
 }
 
-/** A decider threw while handling a command; `cause` is what it threw. */
-export class DomainRejection extends Data.TaggedError("DomainRejection")<{
-  readonly cause: unknown;
-  readonly message: string;
-}> {
-  readonly code = "EVENTLANE_DOMAIN_REJECTION" as const;
-}
-
-const KNOWN = [
-  ConcurrencyError,
-  InvalidPayloadError,
-  UnknownEventTypeError,
-  SerializationError,
-  PayloadTooLargeError,
-  InvalidOptionError,
-  UpcastMissingError,
-] as const;
-
-function classify(operation: string, domain: boolean) {
-  return (error: unknown) => {
-    for (const E of KNOWN) if (error instanceof E) return error;
-    if (isDatabaseError(error)) {
-      return new DatabaseError({
-        operation,
-        cause: error,
-        message: `${operation} failed in the database: ${(error as Error).message}`,
-      });
-    }
-    if (domain)
-      return new DomainRejection({ cause: error, message: error instanceof Error ? error.message : String(error) });
+/**
+ * Maps a rejection to the failure channel, by class and by origin, never by the shape of a `code`:
+ * core's own errors (including the `DomainRejection` that `handle` wraps around what a decider
+ * threw) as they are, what a database call threw as {@link DatabaseError}. Anything else is a bug
+ * and is returned as `undefined`: the caller makes it a defect.
+ */
+function classify(operation: string, error: unknown): EventlaneError | undefined {
+  if (isEventlaneError(error)) return error;
+  if (isDatabaseFailure(error)) {
     return new DatabaseError({
       operation,
       cause: error,
-      message: `${operation} failed: ${error instanceof Error ? error.message : String(error)}`,
+      message: `${operation} failed in the database: ${error instanceof Error ? error.message : String(error)}`,
     });
-  };
+  }
+  return undefined;
 }
 
-/** pg errors carry a SQLSTATE `code` of five characters, or are connection errors. */
-function isDatabaseError(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
-  const code = (error as { code?: unknown }).code;
-  return (
-    (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) ||
-    (typeof code === "string" && code.startsWith("E")) ||
-    error instanceof AggregateError
-  );
+/** What a decider threw, as a `DomainRejection`; its message is the thrown error's (or the value itself). */
+function toDomainRejection(thrown: unknown): DomainRejection {
+  return new DomainRejection({ cause: thrown, message: describeThrown(thrown) });
+}
+
+function describeThrown(thrown: unknown): string {
+  if (thrown instanceof Error) return thrown.message;
+  if (typeof thrown === "object" && thrown !== null) {
+    const message = (thrown as { message?: unknown }).message;
+    if (typeof message === "string") return message;
+    try {
+      return JSON.stringify(thrown);
+    } catch {
+      return String(thrown);
+    }
+  }
+  return String(thrown);
 }
 
 /** Builds the service around one Promise implementation. */
 export function makeEventStoreService(options: EventStoreOptions = {}): EventStoreServiceShape {
-  const store = createEventStore(options);
-  const lift = <A, E>(operation: string, domain: boolean, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: classify(operation, domain) }) as Effect.Effect<A, E>;
+  const { store, handleRejecting } = createEventStoreInternals(options);
+  const rejectingHandle = handleRejecting(toDomainRejection);
+  // `catch` throwing makes the rejection a defect (Effect.tryPromise's contract): that is where a
+  // bug lands, instead of being dressed up as a DatabaseError.
+  const lift = <A, E>(operation: string, run: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: run,
+      catch: (error) => {
+        const failure = classify(operation, error);
+        if (failure === undefined) throw error;
+        return failure;
+      },
+    }) as Effect.Effect<A, E>;
   return {
     options: store.options,
     promise: store,
     appendToStream: (db, aggregate, streamId, events, opts) =>
-      lift("appendToStream", false, () => store.appendToStream(db, aggregate, streamId, events, opts)),
+      lift("appendToStream", () => store.appendToStream(db, aggregate, streamId, events, opts)),
     readStream: (db, aggregate, streamId, opts) =>
-      lift("readStream", false, () => store.readStream(db, aggregate, streamId, opts)),
+      lift("readStream", () => store.readStream(db, aggregate, streamId, opts)),
     aggregateStream: (db, aggregate, streamId) =>
-      lift("aggregateStream", false, () => store.aggregateStream(db, aggregate, streamId)),
+      lift("aggregateStream", () => store.aggregateStream(db, aggregate, streamId)),
     handle: (db, aggregate, streamId, command, opts) =>
-      lift("handle", true, () => store.handle(db, aggregate, streamId, command, opts)),
-    enqueue: (db, definition, data, opts) => lift("enqueue", false, () => store.enqueue(db, definition, data, opts)),
+      lift("handle", () => rejectingHandle(db, aggregate, streamId, command, opts)),
+    enqueue: (db, definition, data, opts) => lift("enqueue", () => store.enqueue(db, definition, data, opts)),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
+import { refuseUnknownOptions } from "../internal/refuse-unknown-options.ts";
 import { resolveTableNames, type SchemaOptions, type TableNames } from "./names.ts";
 import {
   assertSchemaInfoVersion,
@@ -9,8 +10,11 @@ import {
   toKyselyMigrations,
 } from "./sql-migrations.ts";
 
-/** The schema version this release of Eventlane needs; the relay refuses to start on any other. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The schema version this release of Eventlane needs: the relay refuses to start on any other, and an
+ * event store fails its first call with `SchemaVersionError`.
+ */
+export const SCHEMA_VERSION = 2;
 
 /**
  * Autovacuum settings for the outbox. It churns (insert, update to published, delete by retention),
@@ -161,42 +165,82 @@ function migration001Down(n: TableNames): string {
     .join("\n");
 }
 
+/**
+ * Migration 2: event payloads stored as the writer serialised them. `events.payload` becomes json
+ * (validated text, kept byte for byte) instead of jsonb (re-rendered on output: keys reordered, a
+ * space after every ":" and ","), so the relay sends an event-sourced event exactly as `enqueue`
+ * sends a plain one: one event type, one byte form on a topic.
+ * Breaking for operations: the ALTER rewrites the events table under an ACCESS EXCLUSIVE lock, so
+ * writers and readers of the event store wait for it; payloads already stored keep jsonb's rendering.
+ */
+function migration002(n: TableNames): string {
+  return `
+ALTER TABLE ${n.events} ALTER COLUMN payload TYPE json USING payload::json;
+UPDATE ${n.schemaInfo} SET version = 2;
+`;
+}
+
+function migration002Down(n: TableNames): string {
+  return `
+ALTER TABLE ${n.events} ALTER COLUMN payload TYPE jsonb USING payload::jsonb;
+UPDATE ${n.schemaInfo} SET version = 1;
+`;
+}
+
 const MIGRATIONS: readonly SqlMigration<TableNames>[] = [
   { name: "0001_eventlane_initial", up: migration001, down: migration001Down },
+  { name: "0002_eventlane_event_payload_json", up: migration002, down: migration002Down },
 ];
+
+const SCHEMA_OPTIONS = ["schema", "tablePrefix"] as const satisfies readonly (keyof SchemaOptions)[];
+
+/** {@link SchemaOptions} checked (unknown keys refused, identifiers validated) and resolved. */
+function schemaTableNames(options: SchemaOptions): TableNames {
+  refuseUnknownOptions(options, SCHEMA_OPTIONS, "schema");
+  return resolveTableNames(options);
+}
 
 /**
  * Eventlane's migrations for a Kysely `Migrator`: add them to your own provider, or use
  * {@link migrateToLatest}. Names are prefixed `eventlane_` so they sort apart from yours.
  */
 export function eventlaneMigrations(options: SchemaOptions = {}): Record<string, Migration> {
-  return toKyselyMigrations(MIGRATIONS, resolveTableNames(options));
+  return toKyselyMigrations(MIGRATIONS, schemaTableNames(options));
 }
 
 /** The DDL of every migration, in order, as plain SQL for DBAs who apply schema changes by hand. */
 export function eventlaneDdl(options: SchemaOptions = {}): string {
-  return migrationsDdl(MIGRATIONS, resolveTableNames(options));
+  return migrationsDdl(MIGRATIONS, schemaTableNames(options));
 }
 
 /**
  * Applies Eventlane's migrations with Kysely's `Migrator`, keeping its bookkeeping tables in
- * Eventlane's schema (`eventlane_migration`, `eventlane_migration_lock`).
+ * Eventlane's schema (`eventlane_migration`, `eventlane_migration_lock`). Unknown option keys are
+ * refused with `InvalidOptionError` naming the key, before any SQL runs.
  */
 export async function migrateToLatest<DB>(db: Kysely<DB>, options: SchemaOptions = {}): Promise<void> {
-  const n = resolveTableNames(options);
+  const n = schemaTableNames(options);
   await runMigrationsToLatest(db, {
     schema: n.schema,
     tableName: n.plain("eventlane_migration"),
-    migrations: eventlaneMigrations(options),
+    migrations: toKyselyMigrations(MIGRATIONS, n),
   });
 }
 
 /** Reads the schema version; throws {@link SchemaVersionError} unless it is {@link SCHEMA_VERSION}. */
 export async function assertSchemaVersion<DB>(db: Kysely<DB>, options: SchemaOptions = {}): Promise<void> {
-  const n = resolveTableNames(options);
+  await checkSchemaVersion(db, schemaTableNames(options));
+}
+
+/**
+ * {@link assertSchemaVersion} over resolved names, for a `Kysely` or an open `Transaction` (two reads,
+ * neither of which can abort the transaction: `to_regclass` returns NULL for a missing table).
+ * @internal used by the event store's first call
+ */
+export async function checkSchemaVersion<DB>(db: Kysely<DB>, n: TableNames): Promise<void> {
   await assertSchemaInfoVersion(db, n.schemaInfo, SCHEMA_VERSION, (actual) =>
     actual === null
       ? `Eventlane's tables are missing in schema "${n.schema}": run migrateToLatest() (or apply eventlaneDdl()) first`
-      : `Eventlane's schema "${n.schema}" is at version ${actual}, this code needs ${SCHEMA_VERSION}: run the migrations`,
+      : `Eventlane's schema "${n.schema}" is at version ${actual}, this code needs ${SCHEMA_VERSION}: run the migrations (migrateToLatest())`,
   );
 }

@@ -1,5 +1,5 @@
 import { Schema } from "effect";
-import { type Kysely, sql, type Transaction } from "kysely";
+import { sql } from "kysely";
 import {
   asEventArray,
   foldEvents,
@@ -13,12 +13,12 @@ import type { DomainEvent, EventDefinition, PayloadSchema } from "../event/defin
 import { type EventMetadata, metadataToHeaders } from "../headers.ts";
 import { murmur2 } from "../internal/murmur2.ts";
 import { uuidv7 } from "../internal/uuid.ts";
+import { checkSchemaVersion } from "../schema/migrations.ts";
+import { type Executor, execute, fromDatabase, inTransaction } from "./database-failure.ts";
 import { type EventStoreOptions, type ResolvedEventStoreOptions, resolveEventStoreOptions } from "./options.ts";
 import { serializeHeaders, serializePayload } from "./serialize.ts";
 
-/** Where a write goes: your `Kysely` instance (Eventlane opens a transaction) or your open `Transaction`. */
-// biome-ignore lint/suspicious/noExplicitAny: the caller's database type is irrelevant here; Eventlane only runs its own SQL
-export type Executor = Kysely<any> | Transaction<any>;
+export type { Executor } from "./database-failure.ts";
 
 /**
  * The stream version a writer expects: a number (the version of the stream's last event), "no_stream"
@@ -95,7 +95,11 @@ export interface EnqueueResult {
   readonly sequence: number;
 }
 
-/** The Eventlane event store and outbox writer over your own Kysely instance. */
+/**
+ * The Eventlane event store and outbox writer over your own Kysely instance. Its first call checks
+ * the database's schema version (once per store; again after a failed check) and fails with
+ * {@link SchemaVersionError} when the database is not migrated to {@link SCHEMA_VERSION}.
+ */
 export interface EventStore {
   readonly options: ResolvedEventStoreOptions;
   /**
@@ -145,11 +149,6 @@ export interface EventStore {
   ): Promise<EnqueueResult>;
 }
 
-function inTransaction<T>(db: Executor, fn: (trx: Executor) => Promise<T>): Promise<T> {
-  if (db.isTransaction) return fn(db);
-  return db.transaction().execute((trx) => fn(trx));
-}
-
 function validateStreamId(streamId: unknown): string {
   if (typeof streamId !== "string" || streamId.length === 0 || streamId.length > 512) {
     throw new InvalidOptionError({
@@ -173,8 +172,31 @@ interface StreamRow {
   version: number;
 }
 
+/**
+ * Runs the caller's domain code (`decide`, `evolve`, `initialState`) and maps what it throws. The
+ * Promise API rethrows it as it is; the Effect face wraps it in `DomainRejection`, by where it was
+ * thrown rather than by what it looks like.
+ */
+type DomainGuard = <T>(run: () => T) => T;
+
+const unguarded: DomainGuard = (run) => run();
+
+/**
+ * @internal The store, and its `handle` with what the decider throws mapped by `reject` (the Effect
+ * face's `DomainRejection`). Both share one resolved configuration and one schema check.
+ */
+export interface EventStoreInternals {
+  readonly store: EventStore;
+  readonly handleRejecting: (reject: (thrown: unknown) => unknown) => EventStore["handle"];
+}
+
 /** Creates an event store. Options are validated and resolved once; it holds no connections. */
 export function createEventStore(options: EventStoreOptions = {}): EventStore {
+  return createEventStoreInternals(options).store;
+}
+
+/** @internal {@link createEventStore} with the hooks the Effect face needs. */
+export function createEventStoreInternals(options: EventStoreOptions = {}): EventStoreInternals {
   const resolved = resolveEventStoreOptions(options);
   const n = resolved.names;
   const streams = sql.raw(n.streams);
@@ -183,12 +205,32 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
   const snapshots = sql.raw(n.snapshots);
   const keySequences = sql.raw(n.keySequences);
 
+  // Checked on the first call of this store, not at creation (it holds no connection): an
+  // unmigrated database then fails with SchemaVersionError naming the fix, not with pg's
+  // `relation "eventlane.key_sequences" does not exist` (42P01) from whichever statement ran first.
+  // A failed check is forgotten, so a call after `migrateToLatest` (or a database that came back)
+  // checks again; concurrent first calls share one check.
+  let schemaChecked = false;
+  let schemaCheck: Promise<void> | undefined;
+  const checkSchema = (db: Executor): Promise<void> => {
+    schemaCheck ??= fromDatabase(() => checkSchemaVersion(db, n)).then(
+      () => {
+        schemaChecked = true;
+      },
+      (error: unknown) => {
+        schemaCheck = undefined;
+        throw error;
+      },
+    );
+    return schemaCheck;
+  };
+
   const currentVersion = async (trx: Executor, streamId: string): Promise<number> => {
-    const r = await sql<StreamRow>`SELECT version FROM ${streams} WHERE stream_id = ${streamId}`.execute(trx);
+    const r = await execute(trx, sql<StreamRow>`SELECT version FROM ${streams} WHERE stream_id = ${streamId}`);
     return r.rows[0]?.version ?? 0;
   };
 
-  const notify = (trx: Executor) => sql`SELECT pg_notify(${n.notifyChannel}, '')`.execute(trx);
+  const notify = (trx: Executor) => execute(trx, sql`SELECT pg_notify(${n.notifyChannel}, '')`);
 
   /** Moves the stream's version from its expected value to `expected + count`; returns the first new version. */
   const claimVersions = async (
@@ -199,21 +241,30 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     count: number,
   ): Promise<number> => {
     if (expected === "any") {
-      const r = await sql<StreamRow>`
+      const r = await execute(
+        trx,
+        sql<StreamRow>`
         INSERT INTO ${streams} AS s (stream_id, stream_type, version) VALUES (${streamId}, ${streamType}, ${count})
         ON CONFLICT (stream_id) DO UPDATE SET version = s.version + ${count}, updated_at = now()
-        RETURNING version`.execute(trx);
+        RETURNING version`,
+      );
       return (r.rows[0]?.version ?? count) - count + 1;
     }
     if (expected === "no_stream" || expected === 0) {
-      const r = await sql<StreamRow>`
+      const r = await execute(
+        trx,
+        sql<StreamRow>`
         INSERT INTO ${streams} (stream_id, stream_type, version) VALUES (${streamId}, ${streamType}, ${count})
-        ON CONFLICT (stream_id) DO NOTHING RETURNING version`.execute(trx);
+        ON CONFLICT (stream_id) DO NOTHING RETURNING version`,
+      );
       if (r.rows.length === 1) return 1;
     } else {
-      const r = await sql<StreamRow>`
+      const r = await execute(
+        trx,
+        sql<StreamRow>`
         UPDATE ${streams} SET version = ${expected + count}, updated_at = now()
-        WHERE stream_id = ${streamId} AND version = ${expected} RETURNING version`.execute(trx);
+        WHERE stream_id = ${streamId} AND version = ${expected} RETURNING version`,
+      );
       if (r.rows.length === 1) return expected + 1;
     }
     const actual = await currentVersion(trx, streamId);
@@ -230,6 +281,7 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     validateStreamId(streamId);
     const expected = validateExpected(options.expectedVersion ?? "any");
     if (evts.length === 0) {
+      if (!schemaChecked) await checkSchema(db);
       const version = await currentVersion(db, streamId);
       return { nextVersion: version, eventIds: [], outboxIds: [] };
     }
@@ -249,15 +301,20 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       return { def, payload, headers: serializeHeaders(def.type, headers), eventId: uuidv7() };
     });
     const keyHash = murmur2(streamId);
+    if (!schemaChecked) await checkSchema(db);
     return inTransaction(db, async (trx) => {
       const first = await claimVersions(trx, aggregate.type, streamId, expected, rows.length);
       const versions = rows.map((_, i) => first + i);
-      const r = await sql<{ id: string }>`
+      // The payload goes in as the writer's JSON text into a json column (not jsonb), so the relay
+      // sends these bytes, exactly as it sends an enqueued event's.
+      const r = await execute(
+        trx,
+        sql<{ id: string }>`
         WITH ev AS (
           INSERT INTO ${events} (stream_id, version, event_id, event_type, schema_version, payload, metadata)
           SELECT ${streamId}, u.v, u.id, u.t, u.sv, u.p, u.h
           FROM unnest(${versions}::int[], ${rows.map((x) => x.eventId)}::uuid[], ${rows.map((x) => x.def.type)}::text[],
-                      ${rows.map((x) => x.def.version)}::int[], ${rows.map((x) => x.payload)}::jsonb[], ${rows.map((x) => x.headers)}::jsonb[])
+                      ${rows.map((x) => x.def.version)}::int[], ${rows.map((x) => x.payload)}::json[], ${rows.map((x) => x.headers)}::jsonb[])
                WITH ORDINALITY AS u(v, id, t, sv, p, h, o)
           ORDER BY u.o
         )
@@ -267,7 +324,8 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
                     ${rows.map((x) => x.def.version)}::int[], ${rows.map((x) => x.def.route.topic)}::text[], ${rows.map((x) => x.headers)}::jsonb[])
              WITH ORDINALITY AS u(v, id, t, sv, topic, h, o)
         ORDER BY u.o
-        RETURNING id`.execute(trx);
+        RETURNING id`,
+      );
       if (resolved.notify) await notify(trx);
       return {
         nextVersion: first + rows.length - 1,
@@ -280,17 +338,21 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
   const readStream: EventStore["readStream"] = async (db, aggregate, streamId, options = {}) => {
     validateStreamId(streamId);
     const from = options.fromVersion ?? 1;
-    const r = await sql<{
-      version: number;
-      event_id: string;
-      event_type: string;
-      schema_version: number;
-      payload: unknown;
-      metadata: Record<string, string>;
-      created_at: Date;
-    }>`
+    if (!schemaChecked) await checkSchema(db);
+    const r = await execute(
+      db,
+      sql<{
+        version: number;
+        event_id: string;
+        event_type: string;
+        schema_version: number;
+        payload: unknown;
+        metadata: Record<string, string>;
+        created_at: Date;
+      }>`
       SELECT version, event_id, event_type, schema_version, payload, metadata, created_at
-      FROM ${events} WHERE stream_id = ${streamId} AND version >= ${from} ORDER BY version`.execute(db);
+      FROM ${events} WHERE stream_id = ${streamId} AND version >= ${from} ORDER BY version`,
+    );
     const known = aggregate.events.map((d) => d.type);
     const out = r.rows.map((row) => {
       const def = aggregate.definition(row.event_type);
@@ -320,15 +382,25 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     return { events: out, version };
   };
 
-  const aggregateStream: EventStore["aggregateStream"] = async (db, aggregate, streamId) => {
-    type S = AggregateState<typeof aggregate>;
-    let state = aggregate.initialState() as S;
+  const loadAggregate = async <A extends Aggregate<string, readonly EventDefinition[], unknown, unknown>>(
+    db: Executor,
+    aggregate: A,
+    streamId: string,
+    domain: DomainGuard,
+  ): Promise<AggregateStreamResult<AggregateState<A>>> => {
+    type S = AggregateState<A>;
+    validateStreamId(streamId);
+    if (!schemaChecked) await checkSchema(db);
+    let state = domain(() => aggregate.initialState()) as S;
     let from = 1;
     let snapshotVersion: number | null = null;
     const snap = aggregate.snapshot;
     if (snap !== undefined) {
-      const r = await sql<{ version: number; snapshot_version: number; state: unknown }>`
-        SELECT version, snapshot_version, state FROM ${snapshots} WHERE stream_id = ${streamId}`.execute(db);
+      const r = await execute(
+        db,
+        sql<{ version: number; snapshot_version: number; state: unknown }>`
+        SELECT version, snapshot_version, state FROM ${snapshots} WHERE stream_id = ${streamId}`,
+      );
       const row = r.rows[0];
       if (row !== undefined && row.snapshot_version === (snap.version ?? 1)) {
         state = decodeSnapshot(snap.schema, row.state) as S;
@@ -337,57 +409,71 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       }
     }
     const read = await readStream(db, aggregate, streamId, { fromVersion: from });
-    state = foldEvents(
-      aggregate as unknown as { evolve: (s: S, e: unknown) => S },
-      state,
-      read.events.map((e) => e.event),
+    state = domain(() =>
+      foldEvents(
+        aggregate as unknown as { evolve: (s: S, e: unknown) => S },
+        state,
+        read.events.map((e) => e.event),
+      ),
     );
     return { state, version: Math.max(read.version, snapshotVersion ?? 0), snapshotVersion };
   };
 
-  const handle: EventStore["handle"] = async (db, aggregate, streamId, command, options = {}) => {
-    type S = AggregateState<typeof aggregate>;
-    type E = AggregateEvent<typeof aggregate>;
-    const retries = options.retries ?? 0;
-    if (!Number.isInteger(retries) || retries < 0) {
-      throw new InvalidOptionError({ option: "retries", message: `retries must be an integer >= 0; got ${retries}` });
-    }
-    const canRetry = !db.isTransaction;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await inTransaction(db, async (trx) => {
-          const loaded = await aggregateStream(trx, aggregate, streamId);
-          const decider = aggregate as unknown as {
-            decide: (c: unknown, s: S) => E | readonly E[];
-            evolve: (s: S, e: E) => S;
-          };
-          const produced = asEventArray(decider.decide(command, loaded.state));
-          if (produced.length === 0) return { state: loaded.state, version: loaded.version, events: [] };
-          const appended = await appendToStream(trx, aggregate, streamId, produced, {
-            expectedVersion: loaded.version === 0 ? "no_stream" : loaded.version,
-            ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
-          });
-          const state = foldEvents(decider, loaded.state, produced);
-          const snap = aggregate.snapshot;
-          if (
-            snap !== undefined &&
-            Math.floor(appended.nextVersion / snap.every) > Math.floor(loaded.version / snap.every)
-          ) {
-            const json = JSON.stringify(encodeSnapshot(snap.schema, state));
-            await sql`
+  const aggregateStream: EventStore["aggregateStream"] = (db, aggregate, streamId) =>
+    loadAggregate(db, aggregate, streamId, unguarded);
+
+  const handleWith =
+    (domain: DomainGuard): EventStore["handle"] =>
+    async (db, aggregate, streamId, command, options = {}) => {
+      type S = AggregateState<typeof aggregate>;
+      type E = AggregateEvent<typeof aggregate>;
+      const retries = options.retries ?? 0;
+      if (!Number.isInteger(retries) || retries < 0) {
+        throw new InvalidOptionError({ option: "retries", message: `retries must be an integer >= 0; got ${retries}` });
+      }
+      validateStreamId(streamId);
+      if (!schemaChecked) await checkSchema(db);
+      const canRetry = !db.isTransaction;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await inTransaction(db, async (trx) => {
+            const loaded = await loadAggregate(trx, aggregate, streamId, domain);
+            const decider = aggregate as unknown as {
+              decide: (c: unknown, s: S) => E | readonly E[];
+              evolve: (s: S, e: E) => S;
+            };
+            const produced = domain(() => asEventArray(decider.decide(command, loaded.state)));
+            if (produced.length === 0) return { state: loaded.state, version: loaded.version, events: [] };
+            const appended = await appendToStream(trx, aggregate, streamId, produced, {
+              expectedVersion: loaded.version === 0 ? "no_stream" : loaded.version,
+              ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+            });
+            const state = domain(() => foldEvents(decider, loaded.state, produced));
+            const snap = aggregate.snapshot;
+            if (
+              snap !== undefined &&
+              Math.floor(appended.nextVersion / snap.every) > Math.floor(loaded.version / snap.every)
+            ) {
+              const json = JSON.stringify(encodeSnapshot(snap.schema, state));
+              await execute(
+                trx,
+                sql`
               INSERT INTO ${snapshots} AS s (stream_id, version, snapshot_version, state)
               VALUES (${streamId}, ${appended.nextVersion}, ${snap.version ?? 1}, ${json}::jsonb)
               ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, snapshot_version = excluded.snapshot_version,
-                state = excluded.state, created_at = now()`.execute(trx);
-          }
-          return { state, version: appended.nextVersion, events: produced };
-        });
-      } catch (error) {
-        if (error instanceof ConcurrencyError && canRetry && attempt < retries) continue;
-        throw error;
+                state = excluded.state, created_at = now()`,
+              );
+            }
+            return { state, version: appended.nextVersion, events: produced };
+          });
+        } catch (error) {
+          if (error instanceof ConcurrencyError && canRetry && attempt < retries) continue;
+          throw error;
+        }
       }
-    }
-  };
+    };
+
+  const handle = handleWith(unguarded);
 
   const enqueue: EventStore["enqueue"] = async (db, definition, data, options = {}) => {
     const payload = serializePayload(definition, data, resolved.maxPayloadBytes);
@@ -406,7 +492,10 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
     const notifyJoin = resolved.notify
       ? sql`CROSS JOIN LATERAL (SELECT pg_notify(${n.notifyChannel}, '')) AS notified`
       : sql``;
-    const r = await sql<{ id: string; key_sequence: string }>`
+    if (!schemaChecked) await checkSchema(db);
+    const r = await execute(
+      db,
+      sql<{ id: string; key_sequence: string }>`
       WITH seq AS (
         INSERT INTO ${keySequences} AS k (topic, key, last_sequence) VALUES (${topic}, ${key}, 1)
         ON CONFLICT (topic, key) DO UPDATE SET last_sequence = k.last_sequence + 1
@@ -415,12 +504,31 @@ export function createEventStore(options: EventStoreOptions = {}): EventStore {
       INSERT INTO ${outbox} (event_id, topic, key, key_hash, event_type, schema_version, key_sequence, payload, headers)
       SELECT ${eventId}::uuid, ${topic}, ${key}, ${murmur2(key)}, ${definition.type}, ${definition.version}, seq.last_sequence, ${payload}::json, ${headers}::jsonb
       FROM seq ${notifyJoin}
-      RETURNING id, key_sequence`.execute(db);
+      RETURNING id, key_sequence`,
+    );
     const row = r.rows[0]!;
     return { outboxId: String(row.id), eventId, sequence: Number(row.key_sequence) };
   };
 
-  return Object.freeze({ options: resolved, appendToStream, readStream, aggregateStream, handle, enqueue });
+  const store: EventStore = Object.freeze({
+    options: resolved,
+    appendToStream,
+    readStream,
+    aggregateStream,
+    handle,
+    enqueue,
+  });
+  return Object.freeze({
+    store,
+    handleRejecting: (reject: (thrown: unknown) => unknown) =>
+      handleWith((run) => {
+        try {
+          return run();
+        } catch (error) {
+          throw reject(error);
+        }
+      }),
+  });
 }
 
 function metadataFromHeaders(headers: Record<string, string> | null): EventMetadata | undefined {

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from "../errors.ts";
+import { refuseUnknownOptions } from "../internal/refuse-unknown-options.ts";
 import { resolveTableNames, type SchemaOptions, type TableNames } from "../schema/names.ts";
 
 /** Options of {@link createEventStore}. */
@@ -28,17 +29,16 @@ export interface ResolvedEventStoreOptions {
   readonly maxPayloadBytes: number;
 }
 
-const KNOWN = new Set(["schema", "tablePrefix", "notify", "maxPayloadBytes"]);
+const KNOWN = [
+  "schema",
+  "tablePrefix",
+  "notify",
+  "maxPayloadBytes",
+] as const satisfies readonly (keyof EventStoreOptions)[];
 
+/** Validates {@link EventStoreOptions} (unknown keys refused) and resolves them into frozen options. */
 export function resolveEventStoreOptions(options: EventStoreOptions = {}): ResolvedEventStoreOptions {
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) {
-      throw new InvalidOptionError({
-        option: key,
-        message: `unknown event store option "${key}"; known: ${[...KNOWN].join(", ")}`,
-      });
-    }
-  }
+  refuseUnknownOptions(options, KNOWN, "event store");
   const notify = options.notify ?? true;
   if (typeof notify !== "boolean") {
     throw new InvalidOptionError({ option: "notify", message: `notify must be a boolean; got ${typeof notify}` });
