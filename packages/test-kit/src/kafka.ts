@@ -47,6 +47,21 @@ export async function createTopics(
         configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
       })),
     });
+    // Metadata can name a leader a moment before that broker hosts the partition (a produce then
+    // fails with UNKNOWN_TOPIC_OR_PARTITION): wait until every partition answers a ListOffsets.
+    for (const s of specs) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const offsets = await admin.fetchTopicOffsets(s.topic);
+          if (offsets.length === (s.partitions ?? 3)) break;
+          if (attempt >= 50)
+            throw new Error(`topic ${s.topic}: ${offsets.length} partitions answer, not ${s.partitions ?? 3}`);
+        } catch (error) {
+          if (attempt >= 50) throw error;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   });
 }
 
