@@ -18,19 +18,28 @@ export {
   type EventlaneThresholdsOptions,
   type ResolvedEventlanePluginOptions,
 } from "./options.ts";
+// The relay's contract, shared with @eventlane/relay (which implements it), under the plugin's names.
 export {
   PublishFailureReasons,
   RelayEventNames,
-  type EventlaneRelayEventName,
-  type EventlaneRelayEvents,
-  type EventlaneRelayHandle,
-  type EventlaneRelayShardStatus,
-  type EventlaneRelayStatus,
   type PublishFailureReason,
-} from "./relay-handle.ts";
+  type RelayEventName as EventlaneRelayEventName,
+  type RelayEvents as EventlaneRelayEvents,
+  type RelayHandle as EventlaneRelayHandle,
+  type RelayShardStatus as EventlaneRelayShardStatus,
+  type RelayStatusSnapshot as EventlaneRelayStatus,
+} from "@eventlane/core/internal";
+export {
+  ConsumerEventOutcomes,
+  type ConsumerEventOutcome,
+  type EventlaneConsumerHandle,
+  type EventlaneConsumerPartitionLag,
+  type EventlaneConsumerStats,
+} from "./consumer-handle.ts";
 export type { ReadinessCheck, ReadinessCheckName, ReadinessReport } from "./health/readiness.ts";
 export {
   StatusConditionNames,
+  type EventlaneConsumerStatus,
   type EventlaneStatus,
   type ResolvedStatusThresholds,
   type StatusCondition,

@@ -3,14 +3,23 @@ import {
   createEventStore,
   type EventStore,
   type EventStoreOptions,
+  InvalidIdentifierError,
   InvalidOptionError,
   resolveTableNames,
   type TableNames,
 } from "@eventlane/core";
+import {
+  describeValue,
+  integerOption,
+  invalidOption,
+  optionSection,
+  type RelayHandle,
+  refuseUnknownOptions,
+} from "@eventlane/core/internal";
 import type { Registry } from "@prometheus-io/client";
 import type { onRequestHookHandler } from "fastify";
 import type { Kysely } from "kysely";
-import type { EventlaneRelayHandle } from "./relay-handle.ts";
+import type { EventlaneConsumerHandle } from "./consumer-handle.ts";
 import type { ResolvedStatusThresholds } from "./status/status-report.ts";
 
 /** Paths of the plugin's routes, relative to `routePrefix`; `false` leaves a route out. */
@@ -66,6 +75,8 @@ export interface EventlaneThresholdsOptions {
   readonly parkedKeys?: number;
   /** @default 0.5 */
   readonly notifyQueueUsageRatio?: number;
+  /** Records a consumer partition may lag before `consumer_lag` fires. @default 10000 */
+  readonly consumerLagRecords?: number;
 }
 
 /** A Fastify `onRequest` hook, or several, run before the route's handler (for auth). */
@@ -100,10 +111,17 @@ export interface EventlanePluginOptions {
    */
   readonly store?: EventStore | EventStoreOptions;
   /**
-   * The relay running in this process (`createRelay(...)` from `@eventlane/relay`). Adds the
-   * relay and producer checks to readiness and the per-instance relay metrics. @default none
+   * The relay running in this process (`createRelay(...)` from `@eventlane/relay`, or anything with
+   * its `status()` and an `on()` that returns the function removing the listener). Adds the relay
+   * and producer checks to readiness and the per-instance relay metrics. @default none
    */
-  readonly relay?: EventlaneRelayHandle;
+  readonly relay?: RelayHandle;
+  /**
+   * The consumers running in this process (`createConsumer(...)` from `@eventlane/consumer`, or
+   * anything with `options.groupId`, `stats()` and `lag()`). Adds their lag and counters to
+   * `/metrics` and their lag to the status route, read at scrape time. @default none
+   */
+  readonly consumers?: readonly EventlaneConsumerHandle[];
   /** Schema of Eventlane's tables. @default the store's, else "eventlane" */
   readonly schema?: string;
   /** Table-name prefix. @default the store's, else "" */
@@ -122,7 +140,8 @@ export interface EventlanePluginOptions {
 export interface ResolvedEventlanePluginOptions {
   readonly db: Kysely<unknown>;
   readonly store: EventStore | undefined;
-  readonly relay: EventlaneRelayHandle | undefined;
+  readonly relay: RelayHandle | undefined;
+  readonly consumers: readonly EventlaneConsumerHandle[];
   readonly names: TableNames;
   readonly routes: {
     readonly liveness: string | false;
@@ -137,48 +156,107 @@ export interface ResolvedEventlanePluginOptions {
   readonly status: { readonly onRequest: readonly onRequestHookHandler[] };
 }
 
+/** Every field of `T` that has a default, at its default. */
+type Defaulted<T> = { readonly [K in keyof T]-?: Exclude<T[K], undefined> };
+
+/** The options that have defaults (the README's option table is checked against them by a test). */
+export interface EventlanePluginDefaults {
+  readonly routePrefix: string;
+  readonly routes: Defaulted<EventlaneRoutesOptions>;
+  readonly readiness: Defaulted<EventlaneReadinessOptions>;
+  readonly backlog: Defaulted<EventlaneBacklogOptions>;
+  readonly thresholds: Defaulted<EventlaneThresholdsOptions>;
+}
+
+function freezeDeep<T extends object>(value: T): T {
+  for (const child of Object.values(value)) if (typeof child === "object" && child !== null) freezeDeep(child);
+  return Object.freeze(value);
+}
+
 /** Every default in one place. */
-export const DEFAULTS = Object.freeze({
+export const DEFAULTS = freezeDeep({
   routePrefix: "",
-  routes: Object.freeze({
+  routes: {
     liveness: "/health/live",
     readiness: "/health/ready",
     status: "/eventlane/status",
     metrics: "/metrics",
-  }),
-  readiness: Object.freeze({ timeoutMs: 2000 }),
-  backlog: Object.freeze({ cacheTtlMs: 2000, timeoutMs: 3000, leaderStaleAfterMs: 30_000 }),
-  thresholds: Object.freeze({ lagSeconds: 60, deadLetterRows: 0, parkedKeys: 0, notifyQueueUsageRatio: 0.5 }),
-});
+  },
+  readiness: { timeoutMs: 2000 },
+  backlog: { cacheTtlMs: 2000, timeoutMs: 3000, leaderStaleAfterMs: 30_000 },
+  thresholds: {
+    lagSeconds: 60,
+    deadLetterRows: 0,
+    parkedKeys: 0,
+    notifyQueueUsageRatio: 0.5,
+    consumerLagRecords: 10_000,
+  },
+} as const satisfies EventlanePluginDefaults);
+
+/** Every key of `T`, as a value the compiler checks is complete. */
+type Keys<T> = { readonly [K in keyof T]-?: true };
+
+const TOP_LEVEL = Object.keys({
+  db: true,
+  store: true,
+  relay: true,
+  consumers: true,
+  schema: true,
+  tablePrefix: true,
+  routePrefix: true,
+  routes: true,
+  readiness: true,
+  backlog: true,
+  thresholds: true,
+  metrics: true,
+  status: true,
+} satisfies Keys<EventlanePluginOptions>);
+
+/** The keys of each nested options object. */
+const SECTIONS = {
+  routes: Object.keys({
+    liveness: true,
+    readiness: true,
+    status: true,
+    metrics: true,
+  } satisfies Keys<EventlaneRoutesOptions>),
+  readiness: Object.keys({ timeoutMs: true } satisfies Keys<EventlaneReadinessOptions>),
+  backlog: Object.keys({
+    cacheTtlMs: true,
+    timeoutMs: true,
+    leaderStaleAfterMs: true,
+  } satisfies Keys<EventlaneBacklogOptions>),
+  thresholds: Object.keys({
+    lagSeconds: true,
+    deadLetterRows: true,
+    parkedKeys: true,
+    notifyQueueUsageRatio: true,
+    consumerLagRecords: true,
+  } satisfies Keys<EventlaneThresholdsOptions>),
+  metrics: Object.keys({ registry: true, onRequest: true } satisfies Keys<EventlaneMetricsOptions>),
+  status: Object.keys({ onRequest: true } satisfies Keys<EventlaneStatusOptions>),
+} as const;
+
+/**
+ * Every option the plugin takes, by its path (`"db"`, `"backlog.timeoutMs"`): the top-level ones
+ * and each key of a nested options object.
+ */
+export const PLUGIN_OPTION_PATHS: readonly string[] = Object.freeze([
+  ...TOP_LEVEL.filter((key) => !Object.hasOwn(SECTIONS, key)),
+  ...Object.entries(SECTIONS).flatMap(([section, keys]) => keys.map((key) => `${section}.${key}`)),
+]);
 
 /** Options Fastify's `register` itself understands; they reach the plugin too and are ignored. */
-const FASTIFY_REGISTER_KEYS = new Set(["logLevel", "logSerializers"]);
-const TOP_LEVEL = [
-  "db",
-  "store",
-  "relay",
-  "schema",
-  "tablePrefix",
-  "routePrefix",
-  "routes",
-  "readiness",
-  "backlog",
-  "thresholds",
-  "metrics",
-  "status",
-] as const;
+const FASTIFY_REGISTER_KEYS = ["logLevel", "logSerializers"];
 
-function fail(option: string, message: string): never {
-  throw new InvalidOptionError({ option, message: `${option}: ${message}` });
-}
-
-function describe(value: unknown): string {
+/**
+ * What a handle option (`db`, `store`, `relay`, a consumer, a hook, a registry) was given as, for an
+ * error message. Never its content: a pool, a client or a connection string can hold a password.
+ */
+function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "string")
-    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
-  if (typeof value === "number") return `the number ${value}`;
-  return typeof value;
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -187,29 +265,23 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function section(path: string, value: unknown, known: readonly string[]): Record<string, unknown> {
-  if (value === undefined) return {};
-  if (!isPlainObject(value)) fail(path, `must be an object; got ${describe(value)}`);
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) fail(`${path}.${key}`, `unknown option; known options of ${path}: ${known.join(", ")}`);
-  }
-  return value;
+/** A nested options object, `{}` when left out. */
+function section(path: keyof typeof SECTIONS, value: unknown): Record<string, unknown> {
+  return value === undefined ? {} : optionSection(path, value, SECTIONS[path]);
 }
 
-function integerMs(option: string, value: unknown, fallback: number, min = 1, max = 3_600_000): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    fail(option, `must be an integer number of milliseconds from ${min} to ${max}; got ${describe(value)}`);
-  }
-  return value;
-}
-
-function nonNegative(option: string, value: unknown, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+/** A threshold: a number from 0 to `max`, fractions allowed; `fallback` when undefined. */
+function thresholdOption(option: string, value: unknown, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
-    fail(option, `must be a number from 0 to ${max}; got ${describe(value)}`);
+    invalidOption(option, `must be a number from 0 to ${max}; got ${describeValue(value)}`);
   }
-  return value;
+  return value as number;
+}
+
+/** A count threshold (rows, keys, records): an integer from 0. */
+function countOption(option: string, value: unknown, fallback: number): number {
+  return integerOption(option, value, fallback, 0, Number.MAX_SAFE_INTEGER);
 }
 
 const PATH_RE = /^\/[A-Za-z0-9._~\-/]*$/;
@@ -218,12 +290,12 @@ function routePath(option: string, value: unknown, fallback: string): string | f
   if (value === undefined) return fallback;
   if (value === false) return false;
   if (typeof value !== "string" || !PATH_RE.test(value) || value.includes("//")) {
-    fail(
+    invalidOption(
       option,
-      `must be a path starting with "/" (letters, digits, ".", "_", "~", "-", "/") or false; got ${describe(value)}`,
+      `must be a path starting with "/" (letters, digits, ".", "_", "~", "-", "/") or false; got ${describeValue(value)}`,
     );
   }
-  return value;
+  return value as string;
 }
 
 function hooks(option: string, value: unknown): readonly onRequestHookHandler[] {
@@ -231,9 +303,9 @@ function hooks(option: string, value: unknown): readonly onRequestHookHandler[] 
   const list: unknown[] = Array.isArray(value) ? value : [value];
   list.forEach((hook, i) => {
     if (typeof hook !== "function") {
-      fail(
+      invalidOption(
         Array.isArray(value) ? `${option}[${i}]` : option,
-        `must be a Fastify onRequest hook (a function); got ${describe(hook)}`,
+        `must be a Fastify onRequest hook (a function); got ${kindOf(hook)}`,
       );
     }
   });
@@ -248,6 +320,80 @@ function hasMethods(value: unknown, methods: readonly string[]): boolean {
   );
 }
 
+function eventStore(value: unknown): EventStore | undefined {
+  if (value === undefined) return undefined;
+  if (hasMethods(value, ["appendToStream", "readStream", "enqueue"])) return value as EventStore;
+  if (!isPlainObject(value)) {
+    invalidOption("store", `must be an EventStore (createEventStore) or its options; got ${kindOf(value)}`);
+  }
+  try {
+    return createEventStore(value as EventStoreOptions);
+  } catch (error) {
+    // The store's own errors, with the option's path under `store`.
+    if (error instanceof InvalidIdentifierError) {
+      throw new InvalidIdentifierError({
+        option: `store.${error.option}`,
+        value: error.value,
+        message: `store.${error.message}`,
+      });
+    }
+    if (error instanceof InvalidOptionError) invalidOption(`store.${error.option}`, error.message);
+    invalidOption("store", "invalid event store options");
+  }
+}
+
+function consumerHandles(value: unknown): readonly EventlaneConsumerHandle[] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value)) {
+    invalidOption(
+      "consumers",
+      `must be an array of consumers (createConsumer from @eventlane/consumer); got ${kindOf(value)}`,
+    );
+  }
+  value.forEach((consumer: unknown, i) => {
+    const option = `consumers[${i}]`;
+    if (!hasMethods(consumer, ["stats", "lag"])) {
+      invalidOption(
+        option,
+        `must be a consumer with options.groupId, stats() and lag() (createConsumer from @eventlane/consumer); got ${kindOf(consumer)}`,
+      );
+    }
+    const groupId = (consumer as { options?: { groupId?: unknown } }).options?.groupId;
+    if (typeof groupId !== "string" || groupId === "") {
+      invalidOption(
+        `${option}.options.groupId`,
+        `must be the consumer's group id, a non-empty string; got ${describeValue(groupId)}`,
+      );
+    }
+    const first = value.indexOf(consumer);
+    if (first !== i) invalidOption(option, `is the same consumer as consumers[${first}]; list each consumer once`);
+  });
+  return Object.freeze([...(value as EventlaneConsumerHandle[])]);
+}
+
+/**
+ * The table names: the store's when a store is given (the plugin's `schema` and `tablePrefix` may
+ * then only repeat them), else from `schema` and `tablePrefix`. A bad identifier throws core's
+ * `InvalidIdentifierError`, as the store and the consumer do.
+ */
+function tableNames(options: Record<string, unknown>, store: EventStore | undefined): TableNames {
+  const own = resolveTableNames({
+    ...(options.schema === undefined ? {} : { schema: options.schema as string }),
+    ...(options.tablePrefix === undefined ? {} : { tablePrefix: options.tablePrefix as string }),
+  });
+  if (store === undefined) return own;
+  const storeNames = store.options.names;
+  for (const key of ["schema", "tablePrefix"] as const) {
+    if (options[key] !== undefined && own[key] !== storeNames[key]) {
+      invalidOption(
+        key,
+        `differs from the store's ${key} (${JSON.stringify(storeNames[key])}); set it on the store only`,
+      );
+    }
+  }
+  return storeNames;
+}
+
 function joinPath(prefix: string, path: string | false): string | false {
   if (path === false) return false;
   return prefix === "" ? path : `${prefix}${path === "/" ? "" : path}`;
@@ -255,151 +401,113 @@ function joinPath(prefix: string, path: string | false): string | false {
 
 /**
  * Validates and resolves the plugin's options once. Throws `InvalidOptionError`
- * (`code: "EVENTLANE_INVALID_OPTION"`) whose `option` names the offending option by its path.
+ * (`code: "EVENTLANE_INVALID_OPTION"`) whose `option` names the offending option by its path, or
+ * `InvalidIdentifierError` (`code: "EVENTLANE_INVALID_IDENTIFIER"`) for a bad `schema` or
+ * `tablePrefix` (also under `store`).
  */
 export function resolvePluginOptions(options: unknown): ResolvedEventlanePluginOptions {
-  if (!isPlainObject(options)) fail("options", `must be an object; got ${describe(options)}`);
-  for (const key of Object.keys(options)) {
-    if (key === "prefix") {
-      fail(
-        "prefix",
-        "Fastify's register prefix does not apply to this plugin (it is not encapsulated); use routePrefix",
-      );
-    }
-    if (!(TOP_LEVEL as readonly string[]).includes(key) && !FASTIFY_REGISTER_KEYS.has(key)) {
-      fail(key, `unknown option; known options: ${TOP_LEVEL.join(", ")}`);
-    }
+  if (typeof options === "object" && options !== null && Object.hasOwn(options, "prefix")) {
+    invalidOption(
+      "prefix",
+      "Fastify's register prefix does not apply to this plugin (it is not encapsulated); use routePrefix",
+    );
   }
+  refuseUnknownOptions(options, [...TOP_LEVEL, ...FASTIFY_REGISTER_KEYS], "plugin");
+  const o = options as Record<string, unknown>;
 
-  const db = options.db;
-  if (!hasMethods(db, ["selectFrom", "transaction", "getExecutor"])) {
-    fail("db", `must be a Kysely instance; got ${describe(db)}`);
+  if (!hasMethods(o.db, ["selectFrom", "transaction", "getExecutor"])) {
+    invalidOption("db", `must be a Kysely instance; got ${kindOf(o.db)}`);
   }
-
-  let store: EventStore | undefined;
-  if (options.store !== undefined) {
-    if (hasMethods(options.store, ["appendToStream", "readStream", "enqueue"])) {
-      store = options.store as EventStore;
-    } else if (isPlainObject(options.store)) {
-      try {
-        store = createEventStore(options.store as EventStoreOptions);
-      } catch (error) {
-        const inner = error instanceof InvalidOptionError ? error : undefined;
-        fail(inner === undefined ? "store" : `store.${inner.option}`, inner?.message ?? "invalid event store options");
-      }
-    } else {
-      fail("store", `must be an EventStore (createEventStore) or its options; got ${describe(options.store)}`);
-    }
-  }
-
-  const relay = options.relay;
-  if (relay !== undefined && !hasMethods(relay, ["status", "on"])) {
-    fail(
+  const store = eventStore(o.store);
+  if (o.relay !== undefined && !hasMethods(o.relay, ["status", "on"])) {
+    invalidOption(
       "relay",
-      `must be a relay handle with status() and on() (createRelay from @eventlane/relay); got ${describe(relay)}`,
+      `must be a relay handle with status() and on() (createRelay from @eventlane/relay); got ${kindOf(o.relay)}`,
     );
   }
+  const consumers = consumerHandles(o.consumers);
+  const names = tableNames(o, store);
 
-  let names: TableNames;
-  const storeNames = store?.options.names;
-  for (const key of ["schema", "tablePrefix"] as const) {
-    const value = options[key];
-    if (value !== undefined && typeof value !== "string") fail(key, `must be a string; got ${describe(value)}`);
-    if (value !== undefined && storeNames !== undefined && storeNames[key] !== value) {
-      fail(key, `differs from the store's ${key} (${JSON.stringify(storeNames[key])}); set it on the store only`);
-    }
-  }
-  if (storeNames !== undefined) {
-    names = storeNames;
-  } else {
-    try {
-      names = resolveTableNames({
-        ...(options.schema === undefined ? {} : { schema: options.schema as string }),
-        ...(options.tablePrefix === undefined ? {} : { tablePrefix: options.tablePrefix as string }),
-      });
-    } catch (error) {
-      const option =
-        typeof (error as { option?: unknown }).option === "string" ? (error as { option: string }).option : "schema";
-      fail(option, (error as Error).message);
-    }
-  }
-
-  const routePrefixRaw = options.routePrefix ?? DEFAULTS.routePrefix;
+  const routePrefix = o.routePrefix ?? DEFAULTS.routePrefix;
   if (
-    routePrefixRaw !== "" &&
-    (typeof routePrefixRaw !== "string" || !PATH_RE.test(routePrefixRaw) || routePrefixRaw.endsWith("/"))
+    routePrefix !== "" &&
+    (typeof routePrefix !== "string" || !PATH_RE.test(routePrefix) || routePrefix.endsWith("/"))
   ) {
-    fail(
+    invalidOption(
       "routePrefix",
-      `must be "" or a path starting with "/" and not ending with "/"; got ${describe(routePrefixRaw)}`,
+      `must be "" or a path starting with "/" and not ending with "/"; got ${describeValue(routePrefix)}`,
     );
   }
-  const routePrefix = routePrefixRaw as string;
 
-  const r = section("routes", options.routes, ["liveness", "readiness", "status", "metrics"]);
+  const r = section("routes", o.routes);
+  const route = (key: keyof typeof DEFAULTS.routes) =>
+    joinPath(routePrefix as string, routePath(`routes.${key}`, r[key], DEFAULTS.routes[key]));
   const routes = Object.freeze({
-    liveness: joinPath(routePrefix, routePath("routes.liveness", r.liveness, DEFAULTS.routes.liveness)),
-    readiness: joinPath(routePrefix, routePath("routes.readiness", r.readiness, DEFAULTS.routes.readiness)),
-    status: joinPath(routePrefix, routePath("routes.status", r.status, DEFAULTS.routes.status)),
-    metrics: joinPath(routePrefix, routePath("routes.metrics", r.metrics, DEFAULTS.routes.metrics)),
+    liveness: route("liveness"),
+    readiness: route("readiness"),
+    status: route("status"),
+    metrics: route("metrics"),
   });
   const enabled = Object.values(routes).filter((p): p is string => p !== false);
   const duplicate = enabled.find((p, i) => enabled.indexOf(p) !== i);
-  if (duplicate !== undefined) fail("routes", `two routes share the path ${duplicate}`);
+  if (duplicate !== undefined) invalidOption("routes", `two routes share the path ${duplicate}`);
 
-  const rd = section("readiness", options.readiness, ["timeoutMs"]);
+  const rd = section("readiness", o.readiness);
   const readiness = Object.freeze({
-    timeoutMs: integerMs("readiness.timeoutMs", rd.timeoutMs, DEFAULTS.readiness.timeoutMs, 1, 60_000),
+    timeoutMs: integerOption("readiness.timeoutMs", rd.timeoutMs, DEFAULTS.readiness.timeoutMs, 1, 60_000),
   });
 
-  const b = section("backlog", options.backlog, ["cacheTtlMs", "timeoutMs", "leaderStaleAfterMs"]);
+  const b = section("backlog", o.backlog);
   const backlog = Object.freeze({
-    cacheTtlMs: integerMs("backlog.cacheTtlMs", b.cacheTtlMs, DEFAULTS.backlog.cacheTtlMs, 0, 600_000),
-    timeoutMs: integerMs("backlog.timeoutMs", b.timeoutMs, DEFAULTS.backlog.timeoutMs, 1, 60_000),
-    leaderStaleAfterMs: integerMs(
+    cacheTtlMs: integerOption("backlog.cacheTtlMs", b.cacheTtlMs, DEFAULTS.backlog.cacheTtlMs, 0, 600_000),
+    timeoutMs: integerOption("backlog.timeoutMs", b.timeoutMs, DEFAULTS.backlog.timeoutMs, 1, 60_000),
+    leaderStaleAfterMs: integerOption(
       "backlog.leaderStaleAfterMs",
       b.leaderStaleAfterMs,
       DEFAULTS.backlog.leaderStaleAfterMs,
+      1,
+      3_600_000,
     ),
   });
 
-  const t = section("thresholds", options.thresholds, [
-    "lagSeconds",
-    "deadLetterRows",
-    "parkedKeys",
-    "notifyQueueUsageRatio",
-  ]);
+  const t = section("thresholds", o.thresholds);
   const thresholds = Object.freeze({
-    lagSeconds: nonNegative("thresholds.lagSeconds", t.lagSeconds, DEFAULTS.thresholds.lagSeconds),
-    deadLetterRows: nonNegative("thresholds.deadLetterRows", t.deadLetterRows, DEFAULTS.thresholds.deadLetterRows),
-    parkedKeys: nonNegative("thresholds.parkedKeys", t.parkedKeys, DEFAULTS.thresholds.parkedKeys),
-    notifyQueueUsageRatio: nonNegative(
+    lagSeconds: thresholdOption("thresholds.lagSeconds", t.lagSeconds, DEFAULTS.thresholds.lagSeconds),
+    deadLetterRows: countOption("thresholds.deadLetterRows", t.deadLetterRows, DEFAULTS.thresholds.deadLetterRows),
+    parkedKeys: countOption("thresholds.parkedKeys", t.parkedKeys, DEFAULTS.thresholds.parkedKeys),
+    notifyQueueUsageRatio: thresholdOption(
       "thresholds.notifyQueueUsageRatio",
       t.notifyQueueUsageRatio,
       DEFAULTS.thresholds.notifyQueueUsageRatio,
       1,
     ),
+    consumerLagRecords: countOption(
+      "thresholds.consumerLagRecords",
+      t.consumerLagRecords,
+      DEFAULTS.thresholds.consumerLagRecords,
+    ),
   });
 
-  const m = section("metrics", options.metrics, ["registry", "onRequest"]);
+  const m = section("metrics", o.metrics);
   if (
     m.registry !== undefined &&
     !hasMethods(m.registry, ["registerMetric", "getMetricsAsJSON", "removeSingleMetric"])
   ) {
-    fail("metrics.registry", `must be a Registry from @prometheus-io/client; got ${describe(m.registry)}`);
+    invalidOption("metrics.registry", `must be a Registry from @prometheus-io/client; got ${kindOf(m.registry)}`);
   }
   const metrics = Object.freeze({
     registry: m.registry as Registry | undefined,
     onRequest: hooks("metrics.onRequest", m.onRequest),
   });
 
-  const s = section("status", options.status, ["onRequest"]);
+  const s = section("status", o.status);
   const status = Object.freeze({ onRequest: hooks("status.onRequest", s.onRequest) });
 
   return Object.freeze({
-    db: db as Kysely<unknown>,
+    db: o.db as Kysely<unknown>,
     store,
-    relay: relay as EventlaneRelayHandle | undefined,
+    relay: o.relay as RelayHandle | undefined,
+    consumers,
     names,
     routes,
     readiness,

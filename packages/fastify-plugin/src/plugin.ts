@@ -1,15 +1,17 @@
 import type { EventStore } from "@eventlane/core";
+import type { RelayHandle } from "@eventlane/core/internal";
 import { Registry } from "@prometheus-io/client";
 import type { FastifyInstance, FastifyPluginAsync, onRequestHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { Kysely } from "kysely";
 import { BacklogMonitor } from "./backlog/backlog-monitor.ts";
+import type { EventlaneConsumerHandle } from "./consumer-handle.ts";
 import { type ReadinessReport, ReadinessChecker } from "./health/readiness.ts";
 import { registerBacklogMetrics } from "./metrics/backlog-metrics.ts";
+import { registerConsumerMetrics } from "./metrics/consumer-metrics.ts";
 import { negotiateFormat, renderMetrics } from "./metrics/exposition.ts";
 import { RelayMetrics } from "./metrics/relay-metrics.ts";
 import { type EventlanePluginOptions, resolvePluginOptions } from "./options.ts";
-import type { EventlaneRelayHandle } from "./relay-handle.ts";
 import { buildStatus, type EventlaneStatus } from "./status/status-report.ts";
 
 /**
@@ -34,7 +36,9 @@ export interface EventlaneDecoration {
   /** The event store, when `store` was given. */
   readonly store: EventStore | undefined;
   /** The relay running in this process, when `relay` was given. */
-  readonly relay: EventlaneRelayHandle | undefined;
+  readonly relay: RelayHandle | undefined;
+  /** The consumers running in this process, as passed in `consumers` (empty when none). */
+  readonly consumers: readonly EventlaneConsumerHandle[];
   /** The registry `/metrics` serves (yours when passed as `metrics.registry`). */
   readonly registry: Registry;
   /** Runs the readiness checks (bounded by `readiness.timeoutMs`). */
@@ -60,14 +64,17 @@ const eventlanePlugin: FastifyPluginAsync<EventlanePluginOptions> = async (fasti
   const options = resolvePluginOptions(rawOptions);
   const registry = options.metrics.registry ?? new Registry();
   const monitor = new BacklogMonitor(options.db, options.names, options.backlog);
-  const readiness = new ReadinessChecker(options.db, options.relay, options.readiness.timeoutMs);
+  const readiness = new ReadinessChecker(options.db, options.names, options.relay, options.readiness.timeoutMs);
 
   const unregisterBacklog = registerBacklogMetrics(registry, monitor);
   let relayMetrics: RelayMetrics | undefined;
+  let unregisterConsumers = () => {};
   try {
     relayMetrics = options.relay === undefined ? undefined : new RelayMetrics(registry, options.relay);
+    if (options.consumers.length > 0) unregisterConsumers = registerConsumerMetrics(registry, options.consumers);
   } catch (error) {
     // The metric names are taken in the caller's registry (another instance still registered?).
+    relayMetrics?.close();
     unregisterBacklog();
     throw error;
   }
@@ -76,15 +83,17 @@ const eventlanePlugin: FastifyPluginAsync<EventlanePluginOptions> = async (fasti
     db: options.db as Kysely<EventlaneDatabase>,
     store: options.store,
     relay: options.relay,
+    consumers: options.consumers,
     registry,
     readiness: () => readiness.check(),
-    status: async () => buildStatus(await monitor.read(), options.thresholds, options.relay),
+    status: async () => buildStatus(await monitor.read(), options.thresholds, options.relay, options.consumers),
   };
   fastify.decorate("eventlane", decoration);
 
   fastify.addHook("onClose", async () => {
     monitor.close();
     relayMetrics?.close();
+    unregisterConsumers();
     unregisterBacklog();
   });
 
@@ -124,10 +133,11 @@ const eventlanePlugin: FastifyPluginAsync<EventlanePluginOptions> = async (fasti
 
 /**
  * Eventlane for Fastify 5: decorates `fastify.eventlane` with the store and relay, and adds
- * liveness, readiness, a JSON status route and Prometheus `/metrics` with cluster-wide outbox lag.
+ * liveness, readiness, a JSON status route and Prometheus `/metrics` with cluster-wide outbox lag
+ * (and the lag and counters of the consumers running in this process, when given).
  *
  * ```ts
- * await app.register(eventlane, { db, store: createEventStore(), relay });
+ * await app.register(eventlane, { db, store: createEventStore(), relay, consumers: [emailConsumer] });
  * ```
  */
 export const eventlane = fp(eventlanePlugin, { fastify: "5.x", name: "@eventlane/fastify" });

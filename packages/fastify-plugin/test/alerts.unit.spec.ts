@@ -6,7 +6,7 @@ import { PACKAGE_DIR, promtool, RULES_FILE } from "./support.ts";
 describe("shipped alert rules", () => {
   it("pass promtool check rules", async () => {
     const r = await promtool(["check", "rules", RULES_FILE]);
-    expect(r.output).toContain("SUCCESS: 10 rules found");
+    expect(r.output).toContain("SUCCESS: 11 rules found");
     expect(r.code).toBe(0);
   });
 
@@ -16,7 +16,7 @@ describe("shipped alert rules", () => {
     expect(r.code).toBe(0);
   });
 
-  it("cover lag, no leader, dead letters, parked keys, relay down and the NOTIFY queue", async () => {
+  it("cover lag, no leader, dead letters, parked keys, relay down, the NOTIFY queue and consumer lag", async () => {
     const rules = await readFile(RULES_FILE, "utf8");
     for (const alert of [
       "EventlaneOutboxLagHigh",
@@ -25,6 +25,7 @@ describe("shipped alert rules", () => {
       "EventlaneParkedKeys",
       "EventlaneRelayDown",
       "EventlaneNotifyQueueFilling",
+      "EventlaneConsumerLagHigh",
     ]) {
       expect(rules).toContain(`alert: ${alert}`);
     }
@@ -60,6 +61,10 @@ describe("shipped Grafana dashboard", () => {
       "eventlane_relay_errors_total",
       "eventlane_relay_batch_duration_seconds_bucket",
       "eventlane_commit_to_publish_seconds_bucket",
+      "eventlane_consumer_lag_records",
+      "eventlane_consumer_events_total",
+      "eventlane_consumer_handler_failures_total",
+      "eventlane_consumer_errors_total",
     ]);
     const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
     expect(exprs.length).toBeGreaterThan(8);

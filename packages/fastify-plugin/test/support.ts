@@ -65,10 +65,6 @@ export class FakeRelay implements EventlaneRelayHandle {
     this.#emitter.on(event, listener);
     return () => this.#emitter.off(event, listener);
   }
-  off<E extends EventlaneRelayEventName>(event: E, listener: (payload: EventlaneRelayEvents[E]) => void): this {
-    this.#emitter.off(event, listener);
-    return this;
-  }
   emit<E extends EventlaneRelayEventName>(event: E, payload: EventlaneRelayEvents[E]): void {
     this.#emitter.emit(event, payload);
   }

@@ -1,3 +1,4 @@
+import { LeadershipLossReasons, type LeadershipLossReason } from "@eventlane/core/internal";
 import { Data } from "effect";
 
 /**
@@ -75,22 +76,8 @@ export class SessionPoolerError extends Data.TaggedError("SessionPoolerError")<{
   readonly code = "EVENTLANE_RELAY_SESSION_POOLER" as const;
 }
 
-/** Why an instance stopped leading a shard. */
-export const LeadershipLossReasons = [
-  /** The heartbeat on the lock session failed or timed out (connection dropped, server ended it). */
-  "heartbeat-failed",
-  /** The last good heartbeat is older than the lease: stop before sending (self-fencing). */
-  "lease-expired",
-  /** The lock is no longer held by this session, or the session's backend changed. */
-  "lock-lost",
-  /** The shard row carries another token: a successor acquired the shard (fenced). */
-  "fenced",
-  /** Graceful stop. */
-  "stopped",
-  /** Handed over to another instance to balance the shards (after the in-flight batch). */
-  "rebalanced",
-] as const;
-export type LeadershipLossReason = (typeof LeadershipLossReasons)[number];
+/** Why an instance stopped leading a shard (the list is part of the relay's contract with its watchers). */
+export { LeadershipLossReasons, type LeadershipLossReason };
 
 /** The instance is no longer the leader of `shard`; it steps down and competes again. */
 export class LeadershipLostError extends Data.TaggedError("LeadershipLostError")<{

@@ -1,50 +1,10 @@
-import type { LeadershipLossReason } from "./errors.ts";
-import type { PublishFailureReason } from "./producer/producer-port.ts";
+import type { RelayEventName, RelayEvents } from "@eventlane/core/internal";
 
-/** Typed lifecycle events of a relay: name -> payload. Background failures always surface here. */
-export interface RelayEvents {
-  "leader:acquired": { readonly shard: number; readonly epoch: number };
-  "leader:lost": { readonly shard: number; readonly epoch: number; readonly reason: LeadershipLossReason };
-  "batch:published": {
-    readonly shard: number;
-    readonly epoch: number;
-    readonly count: number;
-    readonly byTopic: Readonly<Record<string, number>>;
-    readonly durationMs: number;
-    /** Per message: publish time minus the outbox row's `created_at`, in ms. */
-    readonly commitToPublishMs: readonly number[];
-  };
-  "publish:failed": {
-    readonly shard: number;
-    readonly reason: PublishFailureReason;
-    readonly backoffMs: number;
-    readonly error: unknown;
-  };
-  "record:failed": {
-    readonly shard: number;
-    readonly outboxId: string;
-    readonly topic: string;
-    readonly attempts: number;
-    readonly reason: string;
-  };
-  "dead-lettered": {
-    readonly shard: number;
-    readonly outboxId: string;
-    readonly topic: string;
-    readonly reason: string;
-  };
-  "key:parked": { readonly topic: string; readonly outboxId: string };
-  "key:requeued": { readonly topic: string; readonly outboxId: string };
-  "key:skipped": { readonly topic: string; readonly outboxId: string };
-  "producer:connected": Record<string, never>;
-  "producer:disconnected": Record<string, never>;
-  /** Rows removed by one retention run (only emitted when rows were deleted). */
-  "retention:deleted": { readonly count: number };
-  /** Any other background failure. */
-  error: { readonly error: unknown };
-}
-
-export type RelayEventName = keyof RelayEvents;
+/**
+ * Typed lifecycle events of a relay: name -> payload. The payloads are the relay's contract with the
+ * code that watches it (the Fastify plugin), defined once in `@eventlane/core/internal`.
+ */
+export type { RelayEventName, RelayEvents };
 export type RelayListener<K extends RelayEventName> = (payload: RelayEvents[K]) => void;
 
 /** A small synchronous typed emitter. A throwing listener is reported as an `error` event. */

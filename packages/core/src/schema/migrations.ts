@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
-import { refuseUnknownOptions } from "../internal/refuse-unknown-options.ts";
+import { refuseUnknownOptions } from "../internal/option-kit.ts";
 import { resolveTableNames, type SchemaOptions, type TableNames } from "./names.ts";
 import {
   assertSchemaInfoVersion,

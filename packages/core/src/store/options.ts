@@ -1,5 +1,5 @@
 import { InvalidOptionError } from "../errors.ts";
-import { refuseUnknownOptions } from "../internal/refuse-unknown-options.ts";
+import { refuseUnknownOptions } from "../internal/option-kit.ts";
 import { resolveTableNames, type SchemaOptions, type TableNames } from "../schema/names.ts";
 
 /** Options of {@link createEventStore}. */

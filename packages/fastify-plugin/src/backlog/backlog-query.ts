@@ -1,4 +1,5 @@
 import type { TableNames } from "@eventlane/core";
+import { shardOf } from "@eventlane/core/internal";
 import { type Kysely, sql } from "kysely";
 
 /** One shard's backlog and leadership, as the database sees it (cluster-wide). */
@@ -55,9 +56,9 @@ interface BacklogRow {
 }
 
 /**
- * The backlog statement. Shards are computed as in the relay: `(key_hash & 2147483647) % shard_count`.
- * Every shard from 0 to shard_count - 1 gets a row, so a shard with no pending rows reports 0 and a
- * shard that nobody leads is visible. Times come from the database clock, so replicas with skewed
+ * The backlog statement. A row's shard is the expression the relay reads its shards by (core's
+ * `shardOf`: `(key_hash & 2147483647) % shard_count`). Every shard from 0 to shard_count - 1 gets a
+ * row, so a shard with no pending rows reports 0 and a shard that nobody leads is visible. Times come from the database clock, so replicas with skewed
  * clocks agree. Pending rows are counted through the partial index on `status = 'pending'`; the
  * cost grows with the backlog, which is why the statement runs under a `statement_timeout`.
  */
@@ -69,7 +70,7 @@ WITH cfg AS (
 ), all_shards AS (
   SELECT generate_series(0, cfg.shard_count - 1) AS shard, cfg.shard_count FROM cfg
 ), pending AS (
-  SELECT (o.key_hash & 2147483647) % cfg.shard_count AS shard,
+  SELECT ${shardOf("o.key_hash", sql.ref("cfg.shard_count"))} AS shard,
          count(*) AS pending_rows,
          min(o.created_at) AS oldest
     FROM ${outbox} o CROSS JOIN cfg

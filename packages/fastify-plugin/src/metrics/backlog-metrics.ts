@@ -1,16 +1,16 @@
 import type { Registry } from "@prometheus-io/client";
 import type { BacklogMonitor } from "../backlog/backlog-monitor.ts";
 import type { BacklogSnapshot } from "../backlog/backlog-query.ts";
-import { type GaugeSample, registerStructural, snapshotGauge } from "./snapshot-metric.ts";
+import { type SnapshotSample, registerStructural, snapshotGauge } from "./snapshot-metric.ts";
 
 interface BacklogGaugeSpec {
   readonly name: string;
   readonly help: string;
   readonly labelNames?: readonly string[];
-  readonly samples: (s: BacklogSnapshot) => readonly GaugeSample[];
+  readonly samples: (s: BacklogSnapshot) => readonly SnapshotSample[];
 }
 
-const one = (value: number): readonly GaugeSample[] => [{ labels: {}, value }];
+const one = (value: number): readonly SnapshotSample[] => [{ labels: {}, value }];
 
 /** The cluster-wide gauges, all computed from one cached backlog reading per scrape. */
 const BACKLOG_GAUGES: readonly BacklogGaugeSpec[] = [

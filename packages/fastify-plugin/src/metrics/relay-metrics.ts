@@ -1,11 +1,12 @@
-import { Counter, Gauge, Histogram, type Registry } from "@prometheus-io/client";
 import {
-  type EventlaneRelayEventName,
-  type EventlaneRelayEvents,
-  type EventlaneRelayHandle,
+  invalidOption,
   PublishFailureReasons,
   type PublishFailureReason,
-} from "../relay-handle.ts";
+  type RelayEventName,
+  type RelayEvents,
+  type RelayHandle,
+} from "@eventlane/core/internal";
+import { Counter, Gauge, Histogram, type Registry } from "@prometheus-io/client";
 
 /** Buckets of `eventlane_relay_batch_duration_seconds`: 1 ms to 30 s. */
 export const BATCH_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -25,11 +26,11 @@ function reasonLabel(reason: unknown): PublishFailureReason {
  */
 export class RelayMetrics {
   readonly #registry: Registry;
-  readonly #relay: EventlaneRelayHandle;
+  readonly #relay: RelayHandle;
   readonly #names: string[] = [];
   readonly #unsubscribes: Array<() => void> = [];
 
-  constructor(registry: Registry, relay: EventlaneRelayHandle) {
+  constructor(registry: Registry, relay: RelayHandle) {
     this.#registry = registry;
     this.#relay = relay;
     const registers = [registry];
@@ -74,7 +75,7 @@ export class RelayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const s of status()?.shards ?? []) if (s.epoch !== null) this.set({ shard: s.shard }, Number(s.epoch));
+        for (const s of status()?.shards ?? []) if (s.epoch !== null) this.set({ shard: s.shard }, s.epoch);
       },
     });
     this.#names.push(
@@ -141,22 +142,28 @@ export class RelayMetrics {
     });
     this.#names.push("eventlane_relay_batch_duration_seconds", "eventlane_commit_to_publish_seconds");
 
-    this.#listen("batch:published", (e) => {
-      for (const [topic, count] of Object.entries(e.byTopic)) published.inc({ topic }, count);
-      batchDuration.observe(e.durationMs / 1000);
-      for (const ms of e.commitToPublishMs) commitToPublish.observe(Math.max(ms, 0) / 1000);
-    });
-    this.#listen("publish:failed", (e) => publishErrors.inc({ reason: reasonLabel(e.reason) }));
-    this.#listen("record:failed", (e) => recordFailures.inc({ topic: e.topic }));
-    this.#listen("dead-lettered", (e) => deadLettered.inc({ topic: e.topic }));
-    this.#listen("key:parked", (e) => keyActions.inc({ topic: e.topic, action: "parked" }));
-    this.#listen("key:requeued", (e) => keyActions.inc({ topic: e.topic, action: "requeued" }));
-    this.#listen("key:skipped", (e) => keyActions.inc({ topic: e.topic, action: "skipped" }));
-    this.#listen("leader:acquired", () => leadership.inc({ change: "acquired" }));
-    this.#listen("leader:lost", () => leadership.inc({ change: "lost" }));
-    this.#listen("producer:connected", () => producerTransitions.inc({ transition: "connected" }));
-    this.#listen("producer:disconnected", () => producerTransitions.inc({ transition: "disconnected" }));
-    this.#listen("error", () => errors.inc());
+    try {
+      this.#listen("batch:published", (e) => {
+        for (const [topic, count] of Object.entries(e.byTopic)) published.inc({ topic }, count);
+        batchDuration.observe(e.durationMs / 1000);
+        for (const ms of e.commitToPublishMs) commitToPublish.observe(Math.max(ms, 0) / 1000);
+      });
+      this.#listen("publish:failed", (e) => publishErrors.inc({ reason: reasonLabel(e.reason) }));
+      this.#listen("record:failed", (e) => recordFailures.inc({ topic: e.topic }));
+      this.#listen("dead-lettered", (e) => deadLettered.inc({ topic: e.topic }));
+      this.#listen("key:parked", (e) => keyActions.inc({ topic: e.topic, action: "parked" }));
+      this.#listen("key:requeued", (e) => keyActions.inc({ topic: e.topic, action: "requeued" }));
+      this.#listen("key:skipped", (e) => keyActions.inc({ topic: e.topic, action: "skipped" }));
+      this.#listen("leader:acquired", () => leadership.inc({ change: "acquired" }));
+      this.#listen("leader:lost", () => leadership.inc({ change: "lost" }));
+      this.#listen("producer:connected", () => producerTransitions.inc({ transition: "connected" }));
+      this.#listen("producer:disconnected", () => producerTransitions.inc({ transition: "disconnected" }));
+      this.#listen("error", () => errors.inc());
+    } catch (error) {
+      // A relay whose on() breaks the contract: take back what was registered.
+      this.close();
+      throw error;
+    }
   }
 
   #counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
@@ -164,18 +171,20 @@ export class RelayMetrics {
     return new Counter<L>({ name, help, labelNames, registers: [this.#registry] });
   }
 
-  #listen<E extends EventlaneRelayEventName>(event: E, listener: (payload: EventlaneRelayEvents[E]) => void): void {
+  #listen<E extends RelayEventName>(event: E, listener: (payload: RelayEvents[E]) => void): void {
     // A listener that throws would surface inside the relay's emit; metrics must never break it.
-    const safe = (payload: EventlaneRelayEvents[E]) => {
+    const safe = (payload: RelayEvents[E]) => {
       try {
         listener(payload);
       } catch {
         // A malformed event payload costs one sample, nothing more.
       }
     };
-    const relay = this.#relay;
-    const unsubscribe = relay.on(event, safe);
-    this.#unsubscribes.push(typeof unsubscribe === "function" ? () => unsubscribe() : () => relay.off?.(event, safe));
+    const unsubscribe: unknown = this.#relay.on(event, safe);
+    if (typeof unsubscribe !== "function") {
+      invalidOption("relay", "on() must return the function that removes the listener, as createRelay's relay does");
+    }
+    this.#unsubscribes.push(unsubscribe as () => void);
   }
 
   /** Removes the listeners from the relay and the metrics from the registry. */

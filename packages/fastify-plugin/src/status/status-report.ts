@@ -1,7 +1,8 @@
 import type { BacklogReading } from "../backlog/backlog-monitor.ts";
 import type { ShardBacklog } from "../backlog/backlog-query.ts";
+import type { EventlaneConsumerHandle, EventlaneConsumerPartitionLag } from "../consumer-handle.ts";
 import type { FailureReason } from "../internal/error-code.ts";
-import type { EventlaneRelayHandle, EventlaneRelayStatus } from "../relay-handle.ts";
+import type { RelayHandle, RelayStatusSnapshot } from "@eventlane/core/internal";
 
 /** Thresholds of the status route's conditions; the shipped alert rules use the same defaults. */
 export interface ResolvedStatusThresholds {
@@ -9,15 +10,21 @@ export interface ResolvedStatusThresholds {
   readonly deadLetterRows: number;
   readonly parkedKeys: number;
   readonly notifyQueueUsageRatio: number;
+  readonly consumerLagRecords: number;
 }
 
-/** The cluster-wide conditions the status route evaluates. None of them affects readiness. */
+/**
+ * The conditions the status route evaluates. None of them affects readiness. All but
+ * `consumer_lag` are cluster-wide; `consumer_lag` is about this process's consumers and is listed
+ * only when `consumers` is given.
+ */
 export const StatusConditionNames = [
   "outbox_lag",
   "shard_without_leader",
   "dead_letters",
   "parked_keys",
   "notify_queue",
+  "consumer_lag",
 ] as const;
 export type StatusConditionName = (typeof StatusConditionNames)[number];
 
@@ -29,6 +36,17 @@ export interface StatusCondition {
   readonly threshold: number;
   /** The shards concerned, for per-shard conditions. */
   readonly shards?: readonly number[];
+  /** The consumer groups concerned, for `consumer_lag`. */
+  readonly groups?: readonly string[];
+}
+
+/** One consumer of this process as the status route shows it. */
+export interface EventlaneConsumerStatus {
+  readonly group: string;
+  /** The largest known lag of its partitions, in records; null when none is known. */
+  readonly maxLagRecords: number | null;
+  /** Its partitions as last read (`consumer.lag()`); null when `lag()` threw. */
+  readonly partitions: readonly EventlaneConsumerPartitionLag[] | null;
 }
 
 /** The body of the JSON status route. */
@@ -51,10 +69,12 @@ export interface EventlaneStatus {
     | { readonly available: false; readonly reason: FailureReason; readonly code?: string };
   readonly conditions: readonly StatusCondition[];
   /** The relay running in this process, or null. */
-  readonly relay: EventlaneRelayStatus | null;
+  readonly relay: RelayStatusSnapshot | null;
+  /** The consumers running in this process (the `consumers` option), in its order. */
+  readonly consumers: readonly EventlaneConsumerStatus[];
 }
 
-function relayStatus(relay: EventlaneRelayHandle | undefined): EventlaneRelayStatus | null {
+function relayStatus(relay: RelayHandle | undefined): RelayStatusSnapshot | null {
   if (relay === undefined) return null;
   try {
     const s = relay.status();
@@ -65,9 +85,8 @@ function relayStatus(relay: EventlaneRelayHandle | undefined): EventlaneRelaySta
       shards: s.shards.map((x) => ({
         shard: x.shard,
         leader: x.leader,
-        // JSON has no bigint.
-        epoch: x.epoch === null ? null : Number(x.epoch),
-        lastHeartbeatAt: x.lastHeartbeatAt == null ? null : new Date(x.lastHeartbeatAt),
+        epoch: x.epoch,
+        lastHeartbeatAt: x.lastHeartbeatAt,
       })),
     };
   } catch {
@@ -75,12 +94,32 @@ function relayStatus(relay: EventlaneRelayHandle | undefined): EventlaneRelaySta
   }
 }
 
-/** Builds the status body from a backlog reading, the thresholds and the local relay. */
+function consumerStatus(consumer: EventlaneConsumerHandle): EventlaneConsumerStatus {
+  const group = consumer.options.groupId;
+  let partitions: readonly EventlaneConsumerPartitionLag[];
+  try {
+    partitions = consumer.lag().map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      committedOffset: p.committedOffset,
+      endOffset: p.endOffset,
+      lag: p.lag,
+    }));
+  } catch {
+    return { group, maxLagRecords: null, partitions: null };
+  }
+  const known = partitions.flatMap((p) => (p.lag === null ? [] : [p.lag]));
+  return { group, maxLagRecords: known.length === 0 ? null : Math.max(...known), partitions };
+}
+
+/** Builds the status body from a backlog reading, the thresholds and the local relay and consumers. */
 export function buildStatus(
   reading: BacklogReading,
   thresholds: ResolvedStatusThresholds,
-  relay: EventlaneRelayHandle | undefined,
+  relay: RelayHandle | undefined,
+  consumerHandles: readonly EventlaneConsumerHandle[],
 ): EventlaneStatus {
+  const consumers = consumerHandles.map(consumerStatus);
   if (!reading.ok) {
     return {
       status: "unknown",
@@ -92,6 +131,7 @@ export function buildStatus(
       },
       conditions: [],
       relay: relayStatus(relay),
+      consumers,
     };
   }
   const s = reading.snapshot;
@@ -131,6 +171,18 @@ export function buildStatus(
       threshold: thresholds.notifyQueueUsageRatio,
     },
   ];
+  if (consumers.length > 0) {
+    const lagging = consumers.filter(
+      (c) => c.maxLagRecords !== null && c.maxLagRecords > thresholds.consumerLagRecords,
+    );
+    conditions.push({
+      name: "consumer_lag",
+      firing: lagging.length > 0,
+      value: Math.max(0, ...consumers.map((c) => c.maxLagRecords ?? 0)),
+      threshold: thresholds.consumerLagRecords,
+      groups: [...new Set(lagging.map((c) => c.group))],
+    });
+  }
   return {
     status: conditions.some((c) => c.firing) ? "degraded" : "ok",
     observedAt: s.observedAt.toISOString(),
@@ -147,5 +199,6 @@ export function buildStatus(
     },
     conditions,
     relay: relayStatus(relay),
+    consumers,
   };
 }

@@ -1,4 +1,5 @@
 import type { TableNames } from "@eventlane/core";
+import { shardOfSqlText } from "@eventlane/core/internal";
 import { createHash } from "node:crypto";
 
 /** A named prepared statement (parsed once per connection). The name is derived from the text. */
@@ -36,14 +37,15 @@ export function relayStatements(n: TableNames): RelayStatements {
   return {
     // Pending rows of one shard in id order. Reading by status (never by an id cursor) is what makes a
     // row that commits after higher ids still get published (DESIGN invariant 3). Rows of a parked
-    // (topic, key) are skipped, so a dead letter holds back only its own key (invariant 7).
+    // (topic, key) are skipped, so a dead letter holds back only its own key (invariant 7). The shard
+    // predicate is the shard expression the Fastify plugin's backlog counts by (core's `shardOf`).
     readBatch: statement(
       "read_batch",
       `SELECT ${READ_COLUMNS}
          FROM ${n.outbox} o
          LEFT JOIN ${n.events} e ON o.payload IS NULL AND e.event_id = o.event_id
         WHERE o.status = 'pending'
-          AND (o.key_hash & 2147483647) % $1::integer = $2::integer
+          AND ${shardOfSqlText("o.key_hash", "$1::integer")} = $2::integer
           AND NOT (o.id = ANY($4::bigint[]))
           AND NOT EXISTS (SELECT 1 FROM ${n.parkedKeys} p WHERE p.topic = o.topic AND p.key = o.key)
         ORDER BY o.id

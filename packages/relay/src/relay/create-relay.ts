@@ -14,22 +14,18 @@ import { decideBalance, instanceTag, readShardHolders } from "../leader/shard-ba
 import { relayStatements } from "../outbox-reader/statements.ts";
 import { type RelayOptions, resolveRelayOptions } from "../options.ts";
 import { InvalidOptionError } from "@eventlane/core";
+import type { RelayStatusSnapshot } from "@eventlane/core/internal";
 import { createProducer } from "../producer/create-producer.ts";
 import type { ProducerPort } from "../producer/producer-port.ts";
 import { checkSchemaVersion, checkShardCount, checkTopics } from "../startup/startup-checks.ts";
 import { listenForNotifications } from "../wakeup/notify-listener.ts";
 import { Wakeup } from "../wakeup/wakeup.ts";
 import { makeBackoffStepper } from "./backoff.ts";
-import { type RelayRuntime, type ShardStatus, serialiser } from "./runtime.ts";
+import { type RelayRuntime, serialiser } from "./runtime.ts";
 import { shardWorker } from "./shard-worker.ts";
 
-/** What {@link Relay.status} reports about this instance. */
-export interface RelayStatus {
-  readonly instanceId: string;
-  readonly running: boolean;
-  readonly producerConnected: boolean;
-  readonly shards: readonly ShardStatus[];
-}
+/** What {@link Relay.status} reports about this instance (the relay's contract with its watchers). */
+export type RelayStatus = RelayStatusSnapshot;
 
 /** Listing and resolving dead letters (each action is recorded in `dead_letter_log`). */
 export interface RelayDeadLetters {

@@ -1,4 +1,5 @@
 import type { TableNames } from "@eventlane/core";
+import type { RelayShardStatus } from "@eventlane/core/internal";
 import type pg from "pg";
 import type { RelayEventEmitter } from "../events.ts";
 import type { RelayStatements } from "../outbox-reader/statements.ts";
@@ -6,13 +7,8 @@ import type { ResolvedRelayOptions } from "../options.ts";
 import type { ProducerPort, TopicDescription, TransactionalProducerPort } from "../producer/producer-port.ts";
 import type { Wakeup } from "../wakeup/wakeup.ts";
 
-/** What `status()` reports for one shard this instance competes for. */
-export interface ShardStatus {
-  readonly shard: number;
-  readonly leader: boolean;
-  readonly epoch: number | null;
-  readonly lastHeartbeatAt: Date | null;
-}
+/** What `status()` reports for one shard this instance competes for (the relay's contract with its watchers). */
+export type ShardStatus = RelayShardStatus;
 
 /** Everything the relay's fibers share, built once at start. */
 export interface RelayRuntime {
