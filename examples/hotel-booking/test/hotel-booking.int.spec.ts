@@ -3,7 +3,7 @@ import {
   createTestDatabase,
   deleteTopics,
   type TestDatabase,
-  testKafka,
+  kafkaBrokers,
   uniqueSuffix,
   uniqueTopic,
   waitFor,
@@ -42,7 +42,7 @@ beforeAll(async () => {
   const suffix = `-${uniqueSuffix()}`;
   for (const name of CONSUMER_NAMES) {
     const c = createHotelConsumer(name, {
-      kafka: testKafka(),
+      kafka: { brokers: kafkaBrokers },
       db,
       events,
       groupSuffix: suffix,

@@ -17,6 +17,57 @@ export class HandlerFailure extends Data.TaggedError("HandlerFailure")<{
   readonly code = "EVENTLANE_HANDLER_FAILED" as const;
 }
 
+/** `start()` could not reach the consumer's database. `cause` has the driver's error. */
+export class DatabaseUnreachableError extends Data.TaggedError("DatabaseUnreachableError")<{
+  readonly cause: unknown;
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_DATABASE_UNREACHABLE" as const;
+}
+
+/** A dead-letter action named a dead letter this consumer does not have. */
+export class DeadLetterNotFoundError extends Data.TaggedError("DeadLetterNotFoundError")<{
+  readonly id: string;
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_DEAD_LETTER_NOT_FOUND" as const;
+}
+
+/**
+ * A dead letter cannot be replayed: its record still does not decode with the consumer's
+ * definitions (add the upcaster or definition, or skip it), or, with `onDeadLetter: "park_key"`, an
+ * older dead letter of its key is unresolved (replay or skip that one first).
+ */
+export class DeadLetterNotReplayableError extends Data.TaggedError("DeadLetterNotReplayableError")<{
+  readonly id: string;
+  readonly reason: "undecodable" | "older_unresolved" | "no_key";
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_DEAD_LETTER_NOT_REPLAYABLE" as const;
+}
+
+/**
+ * Two owners of a partition (during a rebalance) applied the same new key at once: the chunk that
+ * lost is rolled back and applied again, and its records are then duplicates. Transient; reported as
+ * an `error` event, never thrown to the caller.
+ */
+export class WatermarkRaceError extends Data.TaggedError("WatermarkRaceError")<{
+  readonly message: string;
+}> {
+  readonly code = "EVENTLANE_WATERMARK_RACE" as const;
+}
+
+/** Every error code of @eventlane/consumer (besides core's option, identifier and schema-version codes). */
+export const ConsumerErrorCodes = [
+  "EVENTLANE_CONSUMER_STATE",
+  "EVENTLANE_HANDLER_FAILED",
+  "EVENTLANE_DATABASE_UNREACHABLE",
+  "EVENTLANE_DEAD_LETTER_NOT_FOUND",
+  "EVENTLANE_DEAD_LETTER_NOT_REPLAYABLE",
+  "EVENTLANE_WATERMARK_RACE",
+] as const;
+export type ConsumerErrorCode = (typeof ConsumerErrorCodes)[number];
+
 const TRANSIENT_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"]);
 
 /**

@@ -30,10 +30,37 @@ export interface ConsumerEventMap {
   };
   /** A handler threw; it will run again (or the record is dead-lettered after the last attempt). */
   "handler:failed": RecordRef & { readonly attempt: number; readonly error: unknown };
-  /** An infrastructure error (database, offset commit, Kafka crash); the consumer retries. */
-  error: { readonly stage: "apply" | "dead_letter" | "commit_offsets" | "kafka"; readonly error: unknown };
+  /** An infrastructure error (database, offset commit, Kafka, replay poll, lag read); the consumer retries. */
+  error: { readonly stage: ErrorStage; readonly error: unknown };
+  /** Kafka could not be reached at start (or the group not joined): the consumer retries after `retryInMs`. */
+  "kafka:waiting": { readonly attempt: number; readonly retryInMs: number; readonly error: unknown };
+  /** Partitions assigned to this member by a rebalance. */
+  "partitions:assigned": { readonly partitions: readonly { topic: string; partition: number }[] };
+  /** Partitions revoked from this member by a rebalance: their chunks in flight commit no offset. */
+  "partitions:revoked": { readonly partitions: readonly { topic: string; partition: number }[] };
+  /** A dead letter was replayed: its handler ran and committed. */
+  "dead_letter:replayed": RecordRef & { readonly deadLetterId: string; readonly actor: string };
+  /** A dead letter was skipped (never to be applied). */
+  "dead_letter:skipped": { readonly deadLetterId: string; readonly actor: string };
+  /** The lag of every partition this member owns, read every `lagIntervalMs`. */
+  "lag:updated": { readonly partitions: readonly PartitionLag[] };
   "consumer:started": { readonly groupId: string; readonly topics: readonly string[] };
   "consumer:stopped": { readonly groupId: string };
+}
+
+/** Where an infrastructure error happened. */
+export type ErrorStage = "apply" | "dead_letter" | "commit_offsets" | "kafka" | "replay" | "lag";
+
+/** How far this member is behind on one partition. */
+export interface PartitionLag {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset this member will commit (null before its first chunk of the partition). */
+  readonly committedOffset: string | null;
+  /** The partition's end: the last stable offset under `read_committed` (else the high watermark). */
+  readonly endOffset: string;
+  /** Records between the two (null while the committed offset is unknown). */
+  readonly lag: number | null;
 }
 
 export type ConsumerEventName = keyof ConsumerEventMap;
@@ -55,6 +82,11 @@ export class ConsumerEmitter {
     };
   }
 
+  /** True when someone listens to `name`: the hot path builds an event's payload only then. */
+  listens(name: ConsumerEventName): boolean {
+    return (this.#listeners.get(name)?.size ?? 0) > 0;
+  }
+
   emit<K extends ConsumerEventName>(name: K, event: ConsumerEventMap[K]): void {
     for (const listener of this.#listeners.get(name) ?? []) {
       try {
@@ -69,6 +101,8 @@ export class ConsumerEmitter {
 /** Counters since the consumer was created (this process only; the database keeps durable ones). */
 export interface ConsumerStats {
   readonly received: number;
+  /** Chunk transactions committed. */
+  readonly chunks: number;
   readonly applied: number;
   readonly ignored: number;
   readonly duplicates: number;
@@ -76,4 +110,8 @@ export interface ConsumerStats {
   readonly gaps: number;
   readonly handlerFailures: number;
   readonly errors: number;
+  /** Dead letters replayed by this instance. */
+  readonly replayed: number;
+  /** Dead letters skipped through this instance. */
+  readonly skipped: number;
 }

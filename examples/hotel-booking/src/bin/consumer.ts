@@ -1,6 +1,5 @@
 // One consumer process: `consumer.ts email|inventory|analytics`.
 // HOTEL_GROUP_SUFFIX appends to the consumer group (fresh groups per demo run).
-import { Kafka, logLevel } from "kafkajs";
 import { loadConfig } from "../config.ts";
 import { CONSUMER_NAMES, type ConsumerName, createHotelConsumer } from "../consumers/hotel-consumers.ts";
 import { createDatabase } from "../database.ts";
@@ -13,9 +12,8 @@ if (!CONSUMER_NAMES.includes(name)) {
 }
 const config = loadConfig();
 const db = createDatabase(config.databaseUrl, 3);
-const kafka = new Kafka({ clientId: `hotel-${name}`, brokers: [...config.brokers], logLevel: logLevel.ERROR });
 const consumer = createHotelConsumer(name, {
-  kafka,
+  kafka: { brokers: config.brokers, clientId: `hotel-${name}` },
   db,
   events: hotelEvents(config.bookingsTopic),
   groupSuffix: process.env.HOTEL_GROUP_SUFFIX ?? "",

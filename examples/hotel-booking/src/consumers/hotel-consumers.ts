@@ -1,6 +1,5 @@
-import { type Consumer, createConsumer } from "@eventlane/consumer";
-import type { Kafka } from "kafkajs";
-import { type Kysely, sql } from "kysely";
+import { type Consumer, type ConsumerKafkaOptions, createConsumer } from "@eventlane/consumer";
+import { type Kysely, sql, type Transaction } from "kysely";
 import type { HotelDatabase } from "../database.ts";
 import type { HotelEvents } from "../domain/hotel-events.ts";
 
@@ -14,7 +13,8 @@ export type ConsumerName = keyof typeof CONSUMERS;
 export const CONSUMER_NAMES = Object.keys(CONSUMERS) as ConsumerName[];
 
 export interface HotelConsumerOptions {
-  readonly kafka: Kafka;
+  /** Brokers and client (kafkajs by default, or @platformatic/kafka). */
+  readonly kafka: ConsumerKafkaOptions;
   readonly db: Kysely<HotelDatabase>;
   readonly events: HotelEvents;
   /** Suffix for the consumer group, so a fresh demo run or test starts its own groups. */
@@ -23,7 +23,10 @@ export interface HotelConsumerOptions {
   readonly sessionTimeoutMs?: number;
 }
 
-/** What the three consumers share: clients, group, inbox schema, the event definitions. */
+/**
+ * What the three consumers share: clients, group, inbox schema, the event definitions. Each applies
+ * what it has fetched of a partition in chunks of up to 500 events, one transaction per chunk.
+ */
 function common(o: HotelConsumerOptions, name: ConsumerName) {
   return {
     kafka: o.kafka,
@@ -95,23 +98,37 @@ function inventory(o: HotelConsumerOptions) {
   });
 }
 
-/** Analytics: counts bookings, nights and cancellations per hotel. */
+/** Adds counts per hotel in one statement: `[bookings, nights, cancellations]` by hotel id. */
+async function addCounts(trx: Transaction<HotelDatabase>, rows: Map<string, [number, number, number]>) {
+  const hotels = [...rows.keys()];
+  const col = (i: number) => hotels.map((h) => (rows.get(h) as [number, number, number])[i]);
+  await sql`
+    INSERT INTO analytics.hotel_bookings AS h (hotel_id, bookings, nights, cancellations)
+    SELECT * FROM unnest(${hotels}::text[], ${col(0)}::int[], ${col(1)}::int[], ${col(2)}::int[])
+    ON CONFLICT (hotel_id) DO UPDATE SET bookings = h.bookings + excluded.bookings, nights = h.nights + excluded.nights,
+      cancellations = h.cancellations + excluded.cancellations`.execute(trx);
+}
+
+/**
+ * Analytics: counts bookings, nights and cancellations per hotel. It takes a chunk's events at once
+ * (`handleBatch`) and writes one upsert per chunk, however many bookings it holds.
+ */
 function analytics(o: HotelConsumerOptions) {
   return createConsumer({
     ...common(o, "analytics"),
-    handlers: {
-      booking_confirmed: async (event, { trx }) => {
-        await sql`
-          INSERT INTO analytics.hotel_bookings AS h (hotel_id, bookings, nights) VALUES (${event.data.hotelId}, 1, ${event.data.nights})
-          ON CONFLICT (hotel_id) DO UPDATE SET bookings = h.bookings + 1, nights = h.nights + excluded.nights`.execute(
-          trx,
-        );
-      },
-      booking_cancelled: async (event, { trx }) => {
-        await sql`
-          INSERT INTO analytics.hotel_bookings AS h (hotel_id, cancellations) VALUES (${event.data.hotelId}, 1)
-          ON CONFLICT (hotel_id) DO UPDATE SET cancellations = h.cancellations + 1`.execute(trx);
-      },
+    handleBatch: async (items, { trx }) => {
+      const counts = new Map<string, [number, number, number]>();
+      for (const { event } of items) {
+        const c = counts.get(event.data.hotelId) ?? [0, 0, 0];
+        if (event.type === "booking_confirmed") {
+          c[0] += 1;
+          c[1] += event.data.nights;
+        } else {
+          c[2] += 1;
+        }
+        counts.set(event.data.hotelId, c);
+      }
+      await addCounts(trx, counts);
     },
   });
 }

@@ -1,67 +1,112 @@
-import type { DomainEvent, EventDefinition } from "@eventlane/core";
-import type { Consumer as KafkaConsumer, EachMessagePayload } from "kafkajs";
-import { ConsumerStateError, HandlerFailure, isTransientDatabaseError } from "../errors.ts";
+import type { EventDefinition } from "@eventlane/core";
+import { sql } from "kysely";
+import { ChunkAbandoned, chunkApplier } from "../apply/chunk-applier.ts";
+import type { Handlers } from "../apply/run-handlers.ts";
+import type {
+  ChunkSink,
+  ConsumerClient,
+  ConsumerClientSettings,
+  PartitionOffset,
+  TopicPartition,
+} from "../client/consumer-client.ts";
+import { type ActorOptions, checkActor, type DeadLetterLog, deadLetterLog } from "../dead-letters/dead-letters.ts";
+import { type ReplayResult, replayDeadLetter } from "../dead-letters/replay-dead-letter.ts";
+import { ConsumerStateError, DatabaseUnreachableError } from "../errors.ts";
 import {
   ConsumerEmitter,
   type ConsumerEventName,
   type ConsumerListener,
   type ConsumerStats,
-  type RecordRef,
+  type ErrorStage,
+  type PartitionLag,
 } from "../events.ts";
-import { type DeadLetterRow, type InboxTotals, inboxStore } from "../inbox/inbox-store.ts";
-import { decodeMessage, readEnvelope } from "../message/decode-message.ts";
 import { type ConsumerOptions, type ResolvedConsumerOptions, resolveConsumerOptions } from "../options.ts";
 import { assertConsumerSchemaVersion } from "../schema/migrations.ts";
+import { consumerStore, type DeadLetterFilter, type InboxTotals } from "../store/consumer-store.ts";
+
+/** A consumer's dead letters: the {@link DeadLetterLog} plus replays run by this consumer's handlers. */
+export interface ConsumerDeadLetters extends DeadLetterLog {
+  /**
+   * Applies a pending (or replay-requested) dead letter exactly once with this consumer's handlers
+   * (their context has `replay` set). Resolves `unchanged` when it was already replayed or skipped.
+   * Throws `HandlerFailure` when the handler throws (the dead letter stays pending),
+   * `DeadLetterNotReplayableError` or `DeadLetterNotFoundError`. Works whether or not the consumer
+   * is started.
+   */
+  replay(id: string, by: ActorOptions): Promise<ReplayResult>;
+  /** Replays every unresolved dead letter the filter takes, oldest first; stops at the first that throws. */
+  replayWhere(filter: DeadLetterFilter, by: ActorOptions): Promise<ReplayResult[]>;
+}
 
 /** A typed consumer. Create it with {@link createConsumer}; it holds no connection until `start()`. */
 export interface Consumer<DB, Defs extends readonly EventDefinition[]> {
   readonly options: ResolvedConsumerOptions<DB, Defs>;
   /**
-   * Checks the consumer schema version, connects, subscribes and starts consuming. Resolves once
-   * the group is joined and running. Throws `SchemaVersionError` when the migrations are missing.
+   * Checks the database and the consumer schema, connects to Kafka, joins the group and starts
+   * consuming. Resolves once the group is joined. Throws `DatabaseUnreachableError` (code
+   * `EVENTLANE_DATABASE_UNREACHABLE`) and `SchemaVersionError` (`EVENTLANE_SCHEMA_VERSION`, run the
+   * migrations). While Kafka cannot be reached it does not throw: it retries with backoff (1 s, 2 s,
+   * 4 s ... capped at 30 s) and reports each try as `kafka:waiting`; `stop()` ends the wait.
    */
   start(): Promise<void>;
   /**
-   * Stops fetching, lets the record in flight finish (its transaction and offset commit) and leaves
-   * the group. Idempotent.
+   * Stops fetching, lets the chunks in flight finish (their transactions and offset commits) and
+   * leaves the group. Idempotent.
    */
   stop(): Promise<void>;
   /** Subscribes to a runtime event; returns the unsubscribe function. */
   on<K extends ConsumerEventName>(name: K, listener: ConsumerListener<K>): () => void;
   /** Counters of this instance since it was created. */
   stats(): ConsumerStats;
+  /** The lag of the partitions this member owns, as last read (every `lagIntervalMs`); empty once stopped. */
+  lag(): readonly PartitionLag[];
   /** Durable totals from the consumer's database: keys seen, duplicates skipped, gaps, dead letters. */
   totals(): Promise<InboxTotals>;
-  /** The dead letters of this consumer, oldest first. */
-  deadLetters(limit?: number): Promise<DeadLetterRow[]>;
+  /** The consumer's dead letters: list, replay, skip, request a replay. */
+  readonly deadLetters: ConsumerDeadLetters;
 }
-
-type Outcome =
-  | { readonly kind: "applied" | "ignored"; readonly gap: Gap | null }
-  | { readonly kind: "duplicate"; readonly watermark: number | null }
-  | { readonly kind: "refused"; readonly gap: Gap };
-
-interface Gap {
-  readonly expected: number;
-  readonly actual: number;
-}
-
-class StopRequested extends Error {}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-// Backoff (ms): 100, 200, 400, 800, 1600, 3200, 5000, 5000, ...
-const backoffMs = (attempt: number) => Math.min(5_000, 100 * 2 ** Math.min(attempt - 1, 10));
+// Kafka start-up backoff (ms): 1000, 2000, 4000, 8000, 16000, 30000, 30000, ...
+const kafkaBackoffMs = (attempt: number) => Math.min(30_000, 1_000 * 2 ** Math.min(attempt - 1, 10));
+const partitionId = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+async function createClient<DB>(
+  options: ResolvedConsumerOptions<DB, readonly EventDefinition[]>,
+): Promise<ConsumerClient> {
+  const settings: ConsumerClientSettings = {
+    groupId: options.groupId,
+    topics: options.topics,
+    fromBeginning: options.fromBeginning,
+    isolation: options.isolation,
+    batchSize: options.batchSize,
+    concurrency: options.partitionsConsumedConcurrently,
+    maxWaitTimeMs: options.maxWaitTimeMs,
+    sessionTimeoutMs: options.sessionTimeoutMs,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    groupProtocol: options.groupProtocol,
+  };
+  // Each client is an optional peer, imported only when chosen.
+  if (options.kafka.client === "platformatic") {
+    const { PlatformaticConsumerClient } = await import("../client/platformatic-client.ts");
+    return new PlatformaticConsumerClient(options.kafka, settings);
+  }
+  const { KafkaJsConsumerClient } = await import("../client/kafkajs-client.ts");
+  return new KafkaJsConsumerClient(options.kafka, settings);
+}
 
 /**
  * Creates a typed consumer: it decodes each record with the event definitions (upcasting from the
- * schema-version header), applies it exactly once by running the handler and the key's watermark
- * update in one transaction of the consumer's database, and commits the Kafka offset only after
- * that transaction commits. Undecodable and unknown records are dead-lettered to the
- * `dead_letters` table with the reason, and the partition keeps flowing.
+ * schema-version header) and applies a partition's records in chunks, exactly once: one
+ * transaction of the consumer's database per chunk runs the handlers and moves the keys'
+ * watermarks, and the chunk's Kafka offset is committed only after that transaction commits.
+ * Undecodable records and records whose handler keeps failing are dead-lettered with the reason,
+ * and the partition keeps flowing; dead letters can be replayed, exactly once.
  *
  * ```ts
  * const consumer = createConsumer({
- *   kafka, db, groupId: "email",
+ *   kafka: { brokers: ["localhost:9092"] },
+ *   db, groupId: "email",
  *   events: [BookingConfirmed, BookingCancelled],
  *   handlers: {
  *     booking_confirmed: async (event, { trx }) => {
@@ -77,10 +122,11 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
 ): Consumer<DB, Defs> {
   const resolved = resolveConsumerOptions(options);
   const { db, names } = resolved;
-  const store = inboxStore(names, resolved.name);
+  const store = consumerStore(names, resolved.name);
   const emitter = new ConsumerEmitter();
   const counters = {
     received: 0,
+    chunks: 0,
     applied: 0,
     ignored: 0,
     duplicates: 0,
@@ -88,179 +134,165 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
     gaps: 0,
     handlerFailures: 0,
     errors: 0,
+    replayed: 0,
+    skipped: 0,
+  };
+  const handlers: Handlers<DB> = {
+    handlers: resolved.handlers,
+    batchHandlers: resolved.batchHandlers,
+    handleBatch: resolved.handleBatch,
   };
   let state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
-  let kafkaConsumer: KafkaConsumer | null = null;
+  let client: ConsumerClient | null = null;
   let stopped: Promise<void> | null = null;
+  const timers: ReturnType<typeof setInterval>[] = [];
+  /** Next offset to commit per owned partition (null until its first chunk). */
+  const owned = new Map<string, { topic: string; partition: number; committed: bigint | null }>();
+  let lagSnapshot: readonly PartitionLag[] = [];
+  let background: Promise<void> = Promise.resolve();
 
-  const fail = (stage: "apply" | "dead_letter" | "commit_offsets" | "kafka", error: unknown) => {
+  const fail = (stage: ErrorStage, error: unknown) => {
     counters.errors++;
     emitter.emit("error", { stage, error });
   };
+  const active = () => state === "starting" || state === "running";
+  const applier = chunkApplier({
+    options: resolved as unknown as ResolvedConsumerOptions<DB, readonly never[]>,
+    db,
+    store,
+    emitter,
+    counters,
+    handlers,
+    running: active,
+  });
+  const replayDeps = {
+    db,
+    store,
+    options: resolved as unknown as ResolvedConsumerOptions<DB, readonly never[]>,
+    handlers,
+  };
 
-  /** Runs `fn` until it succeeds, backing off on errors, until the consumer stops. */
-  const persist = async (stage: "dead_letter", fn: () => Promise<void>, heartbeat: () => Promise<void>) => {
-    for (let attempt = 1; ; attempt++) {
+  const committed = (o: PartitionOffset) => {
+    const p = owned.get(partitionId(o.topic, o.partition));
+    const next = BigInt(o.offset);
+    if (p !== undefined && (p.committed === null || p.committed < next)) p.committed = next;
+  };
+
+  const sink = (c: ConsumerClient): ChunkSink => ({
+    async applyChunk(chunk, control) {
+      await applier.apply(chunk, control);
+      const last = chunk.records[chunk.records.length - 1];
+      if (last === undefined) return;
+      // The chunk's transaction has committed (or its records were dead-lettered): now, and only
+      // now, its offset. A crash before this line redelivers the chunk, and the watermarks skip it.
+      if (!control.isActive()) throw new ChunkAbandoned();
+      const offset = { topic: chunk.topic, partition: chunk.partition, offset: (BigInt(last.offset) + 1n).toString() };
       try {
-        return await fn();
+        await c.commit(offset);
+        committed(offset);
       } catch (error) {
-        fail(stage, error);
-        if (state !== "running") throw new StopRequested();
-        await sleep(backoffMs(attempt));
-        await heartbeat().catch(() => undefined);
+        fail("commit_offsets", error);
       }
+    },
+    onCommitted: committed,
+    onAssigned(partitions: readonly TopicPartition[]) {
+      for (const p of partitions) {
+        if (!owned.has(partitionId(p.topic, p.partition))) {
+          owned.set(partitionId(p.topic, p.partition), { ...p, committed: null });
+        }
+      }
+      emitter.emit("partitions:assigned", { partitions });
+    },
+    onRevoked(partitions: readonly TopicPartition[]) {
+      for (const p of partitions) owned.delete(partitionId(p.topic, p.partition));
+      lagSnapshot = Object.freeze(lagSnapshot.filter((l) => owned.has(partitionId(l.topic, l.partition))));
+      emitter.emit("partitions:revoked", { partitions });
+    },
+    onError(error: unknown) {
+      fail("kafka", error);
+    },
+  });
+
+  const readLag = async () => {
+    const c = client;
+    if (c === null || state !== "running") return;
+    try {
+      if ([...owned.values()].some((p) => p.committed === null)) {
+        for (const o of await c.committedOffsets(resolved.topics)) committed(o);
+      }
+      const ends = await c.endOffsets(resolved.topics);
+      const out: PartitionLag[] = [];
+      for (const e of ends) {
+        const p = owned.get(partitionId(e.topic, e.partition));
+        if (p === undefined) continue;
+        const end = BigInt(e.offset);
+        out.push({
+          topic: e.topic,
+          partition: e.partition,
+          committedOffset: p.committed === null ? null : p.committed.toString(),
+          endOffset: e.offset,
+          lag: p.committed === null ? null : Number(end > p.committed ? end - p.committed : 0n),
+        });
+      }
+      lagSnapshot = Object.freeze(out);
+      emitter.emit("lag:updated", { partitions: lagSnapshot });
+    } catch (error) {
+      fail("lag", error);
     }
   };
 
-  const processRecord = async ({ topic, partition, message, heartbeat }: EachMessagePayload) => {
-    counters.received++;
-    const { envelope, invalid } = readEnvelope(message);
-    const ref: RecordRef = {
-      topic,
-      partition,
-      offset: message.offset,
-      key: envelope.key,
-      eventId: envelope.eventId,
-      eventType: envelope.eventType,
-    };
-    const decoded = decodeMessage(envelope, invalid, message.value, resolved.definitions);
-    const deadLetter = (reason: Parameters<typeof store.deadLetter>[1]["reason"], detail: string) =>
-      persist(
-        "dead_letter",
-        () =>
-          db.transaction().execute((trx) =>
-            store.deadLetter(trx, {
-              topic,
-              partition,
-              offset: message.offset,
-              envelope,
-              value: message.value,
-              reason,
-              detail,
-            }),
-          ),
-        heartbeat,
-      ).then(() => {
-        counters.deadLettered++;
-        emitter.emit("event:dead_lettered", { ...ref, reason, detail });
-      });
-
-    if (!decoded.ok) {
-      await deadLetter(decoded.reason, decoded.detail);
-      return;
+  const replay = async (id: string, actor: string): Promise<ReplayResult> => {
+    const result = await replayDeadLetter(replayDeps, id, actor);
+    if (result.outcome === "replayed" && result.ref !== null) {
+      counters.replayed++;
+      emitter.emit("dead_letter:replayed", { ...result.ref, deadLetterId: id, actor });
     }
-    const key = envelope.key as string;
-    const eventId = envelope.eventId as string;
-    const { position, positionKind } = envelope;
-    const handler = resolved.handlers.get(decoded.definition.type);
-    const event: DomainEvent = { type: decoded.definition.type, data: decoded.data };
+    return result;
+  };
 
-    for (let attempt = 1; ; attempt++) {
-      let outcome: Outcome;
-      try {
-        outcome = await db.transaction().execute(async (trx): Promise<Outcome> => {
-          let gap: Gap | null = null;
-          if (position !== null && positionKind !== null) {
-            const watermark = await store.lockWatermark(trx, topic, key, positionKind);
-            if (position <= watermark) {
-              await store.countDuplicate(trx, topic, key, positionKind);
-              return { kind: "duplicate", watermark };
-            }
-            if (position > watermark + 1) {
-              gap = { expected: watermark + 1, actual: position };
-              if (resolved.onGap === "refuse") {
-                await store.countRefusedGap(trx, topic, key, positionKind);
-                await store.deadLetter(trx, {
-                  topic,
-                  partition,
-                  offset: message.offset,
-                  envelope,
-                  value: message.value,
-                  reason: "gap_refused",
-                  detail: `key ${JSON.stringify(key)}: expected ${positionKind} ${gap.expected}, got ${gap.actual}`,
-                });
-                return { kind: "refused", gap };
-              }
-            }
-          } else if (!(await store.claimEventId(trx, topic, eventId))) {
-            return { kind: "duplicate", watermark: null };
+  /** Applies the dead letters whose replay was requested from outside (the CLI, another process). */
+  const pollReplays = async () => {
+    if (state !== "running") return;
+    try {
+      for (const row of await store.listDeadLetters(db, { status: "replay_requested", limit: 100 })) {
+        if (state !== "running") return;
+        try {
+          await replay(row.id, row.requestedBy ?? "unknown");
+        } catch (error) {
+          fail("replay", error);
+          if (!((error as { _tag?: string })?._tag === "HandlerFailure")) {
+            // Not replayable as it is (undecodable, an older one first): back to pending, with the reason.
+            await db
+              .transaction()
+              .execute((trx) =>
+                store.resolveDeadLetter(
+                  trx,
+                  row.id,
+                  "replay_failed",
+                  row.requestedBy ?? "unknown",
+                  String((error as Error)?.message ?? error),
+                ),
+              )
+              .catch((e: unknown) => fail("replay", e));
           }
-          if (handler !== undefined) {
-            try {
-              await handler(event, {
-                trx,
-                topic,
-                partition,
-                offset: message.offset,
-                key,
-                eventId,
-                storedSchemaVersion: envelope.schemaVersion as number,
-                position,
-                positionKind,
-                aggregateType: envelope.aggregateType,
-                aggregateId: envelope.aggregateId,
-                headers: envelope.headers,
-              });
-            } catch (cause) {
-              throw new HandlerFailure({
-                eventType: event.type,
-                cause,
-                message: `handler of "${event.type}" failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-              });
-            }
-          }
-          if (position !== null && positionKind !== null) {
-            await store.advanceWatermark(trx, topic, key, positionKind, position, gap !== null);
-          }
-          return { kind: handler === undefined ? "ignored" : "applied", gap };
-        });
-      } catch (error) {
-        const handlerError = error instanceof HandlerFailure && !isTransientDatabaseError(error.cause);
-        if (handlerError) {
-          counters.handlerFailures++;
-          emitter.emit("handler:failed", { ...ref, attempt, error: error.cause });
-          if (attempt >= resolved.handlerAttempts) {
-            await deadLetter("handler_failed", error.message);
-            return;
-          }
-        } else {
-          fail("apply", error);
         }
-        if (state !== "running") throw new StopRequested();
-        await sleep(backoffMs(attempt));
-        await heartbeat().catch(() => undefined);
-        continue;
       }
-      if (outcome.kind === "duplicate") {
-        counters.duplicates++;
-        emitter.emit("event:duplicate", { ...ref, position, watermark: outcome.watermark });
-        return;
-      }
-      if (outcome.gap !== null && positionKind !== null) {
-        counters.gaps++;
-        emitter.emit("gap:detected", {
-          ...ref,
-          kind: positionKind,
-          ...outcome.gap,
-          action: outcome.kind === "refused" ? "refused" : "applied",
-        });
-      }
-      if (outcome.kind === "refused") {
-        counters.deadLettered++;
-        emitter.emit("event:dead_lettered", {
-          ...ref,
-          reason: "gap_refused",
-          detail: `expected ${outcome.gap.expected}, got ${outcome.gap.actual}`,
-        });
-      } else if (outcome.kind === "ignored") {
-        counters.ignored++;
-        emitter.emit("event:ignored", ref);
-      } else {
-        counters.applied++;
-        emitter.emit("event:applied", { ...ref, position });
-      }
-      return;
+    } catch (error) {
+      fail("replay", error);
     }
+  };
+
+  const every = (ms: number, task: () => Promise<void>) => {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      background = task().finally(() => {
+        busy = false;
+      });
+    }, ms);
+    timer.unref();
+    timers.push(timer);
   };
 
   const start = async () => {
@@ -269,54 +301,39 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
     }
     state = "starting";
     try {
-      await assertConsumerSchemaVersion(db, names);
-      const consumer = resolved.kafka.consumer({
-        groupId: resolved.groupId,
-        readUncommitted: resolved.isolation === "read_uncommitted",
-        sessionTimeout: resolved.sessionTimeoutMs,
-        heartbeatInterval: Math.min(3_000, Math.floor(resolved.sessionTimeoutMs / 3)),
-        maxWaitTimeInMs: resolved.maxWaitTimeMs,
-      });
-      kafkaConsumer = consumer;
-      consumer.on(consumer.events.CRASH, (e) => fail("kafka", e.payload.error));
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...resolved.topics], fromBeginning: resolved.fromBeginning });
-      const joined = new Promise<void>((resolve) => {
-        const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-          off();
-          resolve();
+      try {
+        await sql`SELECT 1`.execute(db);
+      } catch (cause) {
+        throw new DatabaseUnreachableError({
+          cause,
+          message: `the consumer's database cannot be reached (${cause instanceof Error ? cause.message : String(cause)}): check the connection settings of the db option and that PostgreSQL is up`,
         });
-      });
-      // Running before the first record can arrive, so retry loops see a running consumer.
-      state = "running";
-      await consumer.run({
-        autoCommit: false,
-        partitionsConsumedConcurrently: resolved.partitionsConsumedConcurrently,
-        eachMessage: async (payload) => {
-          await processRecord(payload);
-          // The record's transaction has committed (or it was dead-lettered): now, and only now,
-          // its offset. A crash before this line redelivers the record, and the watermark skips it.
-          try {
-            await consumer.commitOffsets([
-              {
-                topic: payload.topic,
-                partition: payload.partition,
-                offset: (BigInt(payload.message.offset) + 1n).toString(),
-              },
-            ]);
-          } catch (error) {
-            fail("commit_offsets", error);
-          }
-        },
-      });
-      await joined;
-      emitter.emit("consumer:started", { groupId: resolved.groupId, topics: resolved.topics });
+      }
+      await assertConsumerSchemaVersion(db, names);
+      for (let attempt = 1; active(); attempt++) {
+        const c = await createClient(resolved);
+        client = c;
+        try {
+          await c.start(sink(c));
+          break;
+        } catch (error) {
+          await c.stop().catch(() => undefined);
+          client = null;
+          if (!active()) break;
+          const retryInMs = kafkaBackoffMs(attempt);
+          emitter.emit("kafka:waiting", { attempt, retryInMs, error });
+          await sleep(retryInMs);
+        }
+      }
     } catch (error) {
-      state = "stopping";
-      await kafkaConsumer?.disconnect().catch(() => undefined);
       state = "stopped";
       throw error;
     }
+    if (state !== "starting") return;
+    state = "running";
+    every(resolved.replayPollMs, pollReplays);
+    every(resolved.lagIntervalMs, readLag);
+    emitter.emit("consumer:started", { groupId: resolved.groupId, topics: resolved.topics });
   };
 
   const stop = () => {
@@ -327,13 +344,36 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
       return stopped;
     }
     state = "stopping";
+    for (const t of timers) clearInterval(t);
+    lagSnapshot = Object.freeze([]);
     stopped = (async () => {
-      await kafkaConsumer?.disconnect();
+      await client?.stop();
+      await background.catch(() => undefined);
       state = "stopped";
       emitter.emit("consumer:stopped", { groupId: resolved.groupId });
     })();
     return stopped;
   };
+
+  const log = deadLetterLog(db, store);
+  const deadLetters: ConsumerDeadLetters = Object.freeze({
+    ...log,
+    skip: async (id: string, by: ActorOptions) => {
+      const r = await log.skip(id, by);
+      if (r.outcome === "skipped") {
+        counters.skipped++;
+        emitter.emit("dead_letter:skipped", { deadLetterId: id, actor: by.actor });
+      }
+      return r;
+    },
+    replay: async (id: string, by: ActorOptions) => replay(id, checkActor(by)),
+    replayWhere: async (filter: DeadLetterFilter, by: ActorOptions) => {
+      const actor = checkActor(by);
+      const out: ReplayResult[] = [];
+      for (const id of await store.deadLetterIds(db, filter)) out.push(await replay(id, actor));
+      return out;
+    },
+  });
 
   return Object.freeze({
     options: resolved,
@@ -341,7 +381,8 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
     stop,
     on: <K extends ConsumerEventName>(name: K, listener: ConsumerListener<K>) => emitter.on(name, listener),
     stats: (): ConsumerStats => Object.freeze({ ...counters }),
+    lag: () => lagSnapshot,
     totals: () => store.totals(db),
-    deadLetters: (limit = 100) => store.deadLetters(db, limit),
+    deadLetters,
   });
 }

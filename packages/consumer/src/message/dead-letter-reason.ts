@@ -17,5 +17,7 @@ export const DeadLetterReasons = [
   "handler_failed",
   /** A per-key gap was detected and `onGap` is `"refuse"`. */
   "gap_refused",
+  /** `onDeadLetter` is `"park_key"` and an earlier event of this key is an unresolved dead letter. */
+  "key_parked",
 ] as const;
 export type DeadLetterReason = (typeof DeadLetterReasons)[number];

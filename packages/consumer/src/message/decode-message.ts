@@ -1,5 +1,4 @@
 import { type EventDefinition, Headers } from "@eventlane/core";
-import type { IHeaders, KafkaMessage } from "kafkajs";
 import type { DeadLetterReason } from "./dead-letter-reason.ts";
 
 /** Which header gives a message its per-key position. */
@@ -25,24 +24,20 @@ export type DecodeResult =
 
 const POSITIVE_INT = /^[1-9][0-9]{0,15}$/;
 
-export function headersToRecord(headers: IHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) {
-    if (v === undefined) continue;
-    const first = Array.isArray(v) ? v[0] : v;
-    if (first !== undefined) out[k] = first.toString();
-  }
-  return out;
-}
-
 function positiveInt(value: string | undefined): number | null | "invalid" {
   if (value === undefined) return null;
   return POSITIVE_INT.test(value) ? Number(value) : "invalid";
 }
 
+/** What the envelope is read from: a record's key and its headers as UTF-8 strings. */
+export interface EnvelopeSource {
+  readonly key: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
 /** Reads the envelope; `invalid` names a malformed position header. */
-export function readEnvelope(message: KafkaMessage): { envelope: MessageEnvelope; invalid: string | null } {
-  const headers = headersToRecord(message.headers);
+export function readEnvelope(message: EnvelopeSource): { envelope: MessageEnvelope; invalid: string | null } {
+  const headers = message.headers;
   const sequence = positiveInt(headers[Headers.keySequence]);
   const version = positiveInt(headers[Headers.aggregateVersion]);
   const schemaVersion = positiveInt(headers[Headers.schemaVersion]);
@@ -57,7 +52,7 @@ export function readEnvelope(message: KafkaMessage): { envelope: MessageEnvelope
   return {
     invalid,
     envelope: {
-      key: message.key?.toString() ?? aggregateId,
+      key: message.key === null ? aggregateId : message.key.toString("utf8"),
       headers,
       eventId: headers[Headers.eventId] ?? null,
       eventType: headers[Headers.eventType] ?? null,

@@ -10,7 +10,7 @@ import type { Migration } from "kysely/migration";
 import { type ConsumerSchemaOptions, type ConsumerTableNames, resolveConsumerTableNames } from "./names.ts";
 
 /** The consumer schema version this release needs; `start()` refuses to run on any other. */
-export const CONSUMER_SCHEMA_VERSION = 1;
+export const CONSUMER_SCHEMA_VERSION = 2;
 
 /** Migration 1: per-key watermarks, the event-id inbox and the dead letters. */
 function migration001(n: ConsumerTableNames): string {
@@ -72,8 +72,54 @@ function migration001Down(n: ConsumerTableNames): string {
   return [n.schemaInfo, n.deadLetters, n.inbox, n.watermarks].map((t) => `DROP TABLE IF EXISTS ${t};`).join("\n");
 }
 
+/**
+ * Migration 2: dead letters that can be replayed or skipped. A status per dead letter (the replay
+ * guard: only a pending or replay-requested one is applied, once), who asked and when, and a log of
+ * every action with its actor. The partial index serves `onDeadLetter: "park_key"`, which looks up
+ * the unresolved dead letters of a chunk's keys.
+ */
+function migration002(n: ConsumerTableNames): string {
+  return `
+ALTER TABLE ${n.deadLetters}
+  ADD COLUMN status       text NOT NULL DEFAULT 'pending'
+                          CHECK (status IN ('pending', 'replay_requested', 'replayed', 'skipped')),
+  ADD COLUMN requested_by text,
+  ADD COLUMN requested_at timestamptz,
+  ADD COLUMN resolved_by  text,
+  ADD COLUMN resolved_at  timestamptz;
+
+CREATE INDEX dead_letters_unresolved_key ON ${n.deadLetters} (consumer, topic, key, id)
+  WHERE status IN ('pending', 'replay_requested');
+
+-- Every replay request, replay, failed replay and skip, with who did it.
+CREATE TABLE ${n.deadLetterActions} (
+  id             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  dead_letter_id bigint      NOT NULL REFERENCES ${n.deadLetters} (id) ON DELETE CASCADE,
+  consumer       text        NOT NULL,
+  action         text        NOT NULL CHECK (action IN ('replay_requested', 'replayed', 'replay_failed', 'skipped')),
+  actor          text        NOT NULL,
+  detail         text,
+  at             timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dead_letter_actions_letter ON ${n.deadLetterActions} (dead_letter_id);
+
+UPDATE ${n.schemaInfo} SET version = 2;
+`;
+}
+
+function migration002Down(n: ConsumerTableNames): string {
+  return `
+DROP TABLE IF EXISTS ${n.deadLetterActions};
+DROP INDEX IF EXISTS ${n.schemaSql}.dead_letters_unresolved_key;
+ALTER TABLE ${n.deadLetters} DROP COLUMN status, DROP COLUMN requested_by, DROP COLUMN requested_at,
+  DROP COLUMN resolved_by, DROP COLUMN resolved_at;
+UPDATE ${n.schemaInfo} SET version = 1;
+`;
+}
+
 const MIGRATIONS: readonly SqlMigration<ConsumerTableNames>[] = [
   { name: "0001_eventlane_consumer_initial", up: migration001, down: migration001Down },
+  { name: "0002_eventlane_consumer_dead_letter_replay", up: migration002, down: migration002Down },
 ];
 
 /** The consumer's migrations for your own Kysely `Migrator`, or use {@link migrateConsumerToLatest}. */

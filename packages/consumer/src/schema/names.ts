@@ -17,6 +17,7 @@ export interface ConsumerTableNames {
   readonly watermarks: string;
   readonly inbox: string;
   readonly deadLetters: string;
+  readonly deadLetterActions: string;
   readonly schemaInfo: string;
 }
 
@@ -32,6 +33,7 @@ export function resolveConsumerTableNames(options: ConsumerSchemaOptions = {}): 
     watermarks: q("watermarks"),
     inbox: q("inbox"),
     deadLetters: q("dead_letters"),
+    deadLetterActions: q("dead_letter_actions"),
     schemaInfo: q("schema_info"),
   });
 }
