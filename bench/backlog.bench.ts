@@ -14,7 +14,7 @@ import { progress, writeLineChart } from "./lib/chart.ts";
 import { prefillOutbox } from "./lib/prefill.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(root, "packages/relay/src/bin/eventlane-relay.ts");
+const BIN = path.join(root, "packages/relay-server/src/eventlane-relay.ts");
 const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 

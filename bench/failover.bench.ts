@@ -23,7 +23,7 @@ import pg from "pg";
 import { progress, quantile, writeBarChart } from "./lib/chart.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(root, "packages/relay/src/bin/eventlane-relay.ts");
+const BIN = path.join(root, "packages/relay-server/src/eventlane-relay.ts");
 const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const LEASE_MS = arg("lease", 3000);

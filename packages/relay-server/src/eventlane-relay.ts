@@ -10,13 +10,14 @@
  *
  * `EVENTLANE_HTTP_PORT` (default 9464) and `EVENTLANE_HTTP_HOST` (default 0.0.0.0) place the server.
  * SIGTERM or SIGINT stops the relay gracefully (in-flight batch finished, locks released), then the
- * server. From source: `node --conditions=eventlane-source packages/relay/src/bin/eventlane-relay.ts`.
+ * server. From source: `node --conditions=eventlane-source packages/relay-server/src/eventlane-relay.ts`.
  */
 import { eventlane } from "@eventlane/fastify";
 import Fastify from "fastify";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { createRelay, relayOptionsFromEnv } from "../index.ts";
+import { readFileSync } from "node:fs";
+import { createRelay, RelayEnvVariables, relayOptionsFromEnv } from "@eventlane/relay";
 
 /** The conventional port of Prometheus exporters' examples, free of the usual application ports. */
 const DEFAULT_HTTP_PORT = 9464;
@@ -40,7 +41,43 @@ function describeError(error: unknown): string {
   return String(error);
 }
 
+const HELP = `eventlane-relay: publishes the Eventlane outbox to Kafka, configured from the environment.
+
+Usage: eventlane-relay [--help | --version]
+
+Required: EVENTLANE_DATABASE_URL, EVENTLANE_KAFKA_BROKERS, EVENTLANE_RELAY_TOPICS.
+Every variable (see the @eventlane/relay README for what each one does):
+${Object.values(RelayEnvVariables)
+  .map((v) => `  ${v}`)
+  .join("\n")}
+The HTTP server: EVENTLANE_HTTP_PORT (default ${DEFAULT_HTTP_PORT}), EVENTLANE_HTTP_HOST (default 0.0.0.0);
+EVENTLANE_LOG_LEVEL (default info: trace, debug, info, warn, error, fatal).
+Routes: GET /health/live, /health/ready, /eventlane/status, /metrics.
+
+Exit codes: 0 after a graceful stop (SIGTERM, SIGINT); 1 on invalid configuration, a failed start,
+or a stop that failed or took longer than ${STOP_DEADLINE_MS / 1000} s; 2 on an unknown argument.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (args.includes("--version")) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`eventlane-relay: unknown argument ${JSON.stringify(args[0])}; see --help\n`);
+    process.exitCode = 2;
+    return;
+  }
   const options = relayOptionsFromEnv(process.env);
   const port = httpPort(process.env.EVENTLANE_HTTP_PORT);
   const host = process.env.EVENTLANE_HTTP_HOST?.trim() || "0.0.0.0";
