@@ -101,7 +101,11 @@ export interface ConsumerClient {
    * joined. Rejects when the broker cannot be reached (the engine retries with backoff).
    */
   start(sink: ChunkSink): Promise<void>;
-  /** Commits `offset` (the next offset to read) for the partition. Rejects when the commit failed. */
+  /**
+   * Commits `offset` (the next offset to read) for the partition. Never lowers the partition's
+   * committed offset (a commit below one already sent is skipped), so commits may be issued without
+   * waiting for each other. Rejects when the commit failed.
+   */
   commit(offset: PartitionOffset): Promise<void>;
   /**
    * The end offset of each partition of `topics` as a consumer of this isolation level sees it: the
@@ -115,8 +119,11 @@ export interface ConsumerClient {
    * knows its lag.
    */
   committedOffsets(topics: readonly string[]): Promise<PartitionOffset[]>;
-  /** Stops fetching, waits for the chunks being applied, leaves the group and disconnects. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops fetching, waits for the chunks being applied, runs `beforeLeave` (the engine commits the
+   * offsets still pending), leaves the group and disconnects. Idempotent.
+   */
+  stop(beforeLeave?: () => Promise<void>): Promise<void>;
 }
 
 /** SASL credentials, passed to the Kafka client as they are and never logged or reported. */

@@ -53,6 +53,8 @@ export class KafkaJsConsumerClient implements ConsumerClient {
   #consumer: Consumer | undefined;
   #admin: Admin | undefined;
   #assigned = new Set<string>();
+  /** The highest offset sent in a commit, per partition: a lower one is never sent after it. */
+  readonly #committed = new Map<string, bigint>();
   #stopping = false;
   #stopped: Promise<void> | undefined;
 
@@ -184,6 +186,11 @@ export class KafkaJsConsumerClient implements ConsumerClient {
 
   async commit(offset: PartitionOffset): Promise<void> {
     if (this.#consumer === undefined) throw new Error("the kafkajs consumer is not started");
+    const key = id(offset.topic, offset.partition);
+    const next = BigInt(offset.offset);
+    // Requests on the coordinator's connection are answered in order: checking at send time is enough.
+    if ((this.#committed.get(key) ?? -1n) >= next) return;
+    this.#committed.set(key, next);
     await this.#consumer.commitOffsets([{ topic: offset.topic, partition: offset.partition, offset: offset.offset }]);
   }
 
@@ -220,11 +227,14 @@ export class KafkaJsConsumerClient implements ConsumerClient {
     return out;
   }
 
-  stop(): Promise<void> {
+  stop(beforeLeave?: () => Promise<void>): Promise<void> {
     this.#stopping = true;
     this.#stopped ??= (async () => {
       await this.#admin?.disconnect().catch(() => undefined);
-      // disconnect() waits for the batches being processed, then leaves the group.
+      // stop() ends the fetch loop and waits for the batches being processed; then the pending
+      // commits; then disconnect() leaves the group.
+      await this.#consumer?.stop().catch(() => undefined);
+      await beforeLeave?.();
       await this.#consumer?.disconnect();
     })();
     return this.#stopped;

@@ -394,12 +394,12 @@ export class PlatformaticConsumerClient implements ConsumerClient {
    * closes the stream and the consumer (leaving the group) and reports every partition as revoked.
    * Idempotent.
    */
-  stop(): Promise<void> {
-    this.#stopped ??= this.#stop();
+  stop(beforeLeave?: () => Promise<void>): Promise<void> {
+    this.#stopped ??= this.#stop(beforeLeave);
     return this.#stopped;
   }
 
-  async #stop(): Promise<void> {
+  async #stop(beforeLeave: (() => Promise<void>) | undefined): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#stallTimer);
@@ -410,6 +410,7 @@ export class PlatformaticConsumerClient implements ConsumerClient {
     this.#generation?.stream.pause();
     for (const state of this.#partitions.values()) this.#dropBuffer(state);
     await Promise.allSettled([...this.#chunks]);
+    await beforeLeave?.().catch((error: unknown) => this.#notifyError(error));
     await Promise.allSettled([...this.#partitions.values()].map((state) => state.commits));
     const owned = this.#ownedPartitions();
     await this.#disconnect();

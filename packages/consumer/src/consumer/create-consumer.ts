@@ -178,21 +178,55 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
     if (p !== undefined && (p.committed === null || p.committed < next)) p.committed = next;
   };
 
+  /**
+   * Offset commits, coalesced per partition: at most one in flight, and a chunk that committed its
+   * transaction meanwhile only replaces the offset to send next. A chunk never waits for the broker's
+   * answer (the group coordinator lingers a few ms per commit), so a partition goes on with its next
+   * chunk at once; a crash before the commit lands redelivers chunks that the watermarks skip.
+   */
+  const commits = new Map<string, { next: PartitionOffset | null; inFlight: Promise<void> | null }>();
+  const pump = (c: ConsumerClient, state: { next: PartitionOffset | null; inFlight: Promise<void> | null }) => {
+    const offset = state.next;
+    state.next = null;
+    state.inFlight =
+      offset === null
+        ? null
+        : c
+            .commit(offset)
+            .then(
+              () => committed(offset),
+              (error: unknown) => fail("commit_offsets", error),
+            )
+            .then(() => pump(c, state));
+  };
+  const queueCommit = (c: ConsumerClient, offset: PartitionOffset) => {
+    const id = partitionId(offset.topic, offset.partition);
+    let state = commits.get(id);
+    if (state === undefined) {
+      state = { next: null, inFlight: null };
+      commits.set(id, state);
+    }
+    state.next = offset;
+    if (state.inFlight === null) pump(c, state);
+  };
+  /** Waits until every queued commit was sent and answered (at stop, before leaving the group). */
+  const drainCommits = async () => {
+    for (;;) {
+      const pending = [...commits.values()].flatMap((s) => (s.inFlight === null ? [] : [s.inFlight]));
+      if (pending.length === 0) return;
+      await Promise.all(pending);
+    }
+  };
+
   const sink = (c: ConsumerClient): ChunkSink => ({
     async applyChunk(chunk, control) {
       await applier.apply(chunk, control);
       const last = chunk.records[chunk.records.length - 1];
       if (last === undefined) return;
       // The chunk's transaction has committed (or its records were dead-lettered): now, and only
-      // now, its offset. A crash before this line redelivers the chunk, and the watermarks skip it.
+      // now, its offset. A crash before it lands redelivers the chunk, and the watermarks skip it.
       if (!control.isActive()) throw new ChunkAbandoned();
-      const offset = { topic: chunk.topic, partition: chunk.partition, offset: (BigInt(last.offset) + 1n).toString() };
-      try {
-        await c.commit(offset);
-        committed(offset);
-      } catch (error) {
-        fail("commit_offsets", error);
-      }
+      queueCommit(c, { topic: chunk.topic, partition: chunk.partition, offset: (BigInt(last.offset) + 1n).toString() });
     },
     onCommitted: committed,
     onAssigned(partitions: readonly TopicPartition[]) {
@@ -204,7 +238,12 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
       emitter.emit("partitions:assigned", { partitions });
     },
     onRevoked(partitions: readonly TopicPartition[]) {
-      for (const p of partitions) owned.delete(partitionId(p.topic, p.partition));
+      for (const p of partitions) {
+        owned.delete(partitionId(p.topic, p.partition));
+        // Not ours to commit any more: its new owner reads from the last committed offset.
+        const state = commits.get(partitionId(p.topic, p.partition));
+        if (state !== undefined) state.next = null;
+      }
       lagSnapshot = Object.freeze(lagSnapshot.filter((l) => owned.has(partitionId(l.topic, l.partition))));
       emitter.emit("partitions:revoked", { partitions });
     },
@@ -347,7 +386,7 @@ export function createConsumer<DB, const Defs extends readonly EventDefinition[]
     for (const t of timers) clearInterval(t);
     lagSnapshot = Object.freeze([]);
     stopped = (async () => {
-      await client?.stop();
+      await client?.stop(drainCommits);
       await background.catch(() => undefined);
       state = "stopped";
       emitter.emit("consumer:stopped", { groupId: resolved.groupId });
