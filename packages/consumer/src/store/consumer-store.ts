@@ -175,7 +175,7 @@ export function consumerStore(names: ConsumerTableNames, consumer: string) {
     },
 
     /**
-     * Writes the chunk's watermarks (positions, gap and duplicate counts) in one upsert. A row that
+     * Writes the chunk's watermarks (positions, gap and duplicate counts) in one statement. A row that
      * was locked must still hold the position it was read at, and a key that had no row must not
      * have one now: another owner of the partition (a rebalance) inserted it since, and the chunk
      * must start again ({@link WatermarkRaceError}), or its records would be applied twice.
@@ -190,21 +190,26 @@ export function consumerStore(names: ConsumerTableNames, consumer: string) {
         ...r,
         expected: locked.get(watermarkId(r.topic, r.key, r.kind)) ?? -1,
       }));
+      // Rows that were locked are updated where they still hold the position read; keys that had no
+      // row are inserted, and one inserted meanwhile by another owner is a conflict: both count short.
       const r = await sql<{ n: string }>`
         WITH v AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(values)}::json)
             AS v(topic text, key text, kind text, position bigint, gaps bigint, duplicates bigint, expected bigint)
-        ), written AS (
-          INSERT INTO ${watermarks} AS w (consumer, topic, key, kind, position, gaps, duplicates)
-          SELECT ${consumer}, v.topic, v.key, v.kind, v.position, v.gaps, v.duplicates FROM v
-          ON CONFLICT (consumer, topic, key, kind) DO UPDATE
-            SET position = excluded.position, gaps = w.gaps + excluded.gaps,
-                duplicates = w.duplicates + excluded.duplicates, updated_at = now()
-            WHERE w.position = (SELECT v.expected FROM v
-                                WHERE v.topic = w.topic AND v.key = w.key AND v.kind = w.kind)
+        ), updated AS (
+          UPDATE ${watermarks} AS w
+          SET position = v.position, gaps = w.gaps + v.gaps, duplicates = w.duplicates + v.duplicates, updated_at = now()
+          FROM v
+          WHERE v.expected >= 0 AND w.consumer = ${consumer} AND w.topic = v.topic AND w.key = v.key AND w.kind = v.kind
+            AND w.position = v.expected
+          RETURNING 1
+        ), inserted AS (
+          INSERT INTO ${watermarks} (consumer, topic, key, kind, position, gaps, duplicates)
+          SELECT ${consumer}, v.topic, v.key, v.kind, v.position, v.gaps, v.duplicates FROM v WHERE v.expected < 0
+          ON CONFLICT (consumer, topic, key, kind) DO NOTHING
           RETURNING 1
         )
-        SELECT count(*) AS n FROM written`.execute(trx);
+        SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted) AS n`.execute(trx);
       if (Number(r.rows[0]?.n) !== rows.length) {
         throw new WatermarkRaceError({
           message:
