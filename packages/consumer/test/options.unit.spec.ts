@@ -182,7 +182,6 @@ describe("the README's option table", () => {
     }
   });
   it("documents every option the consumer takes", () => {
-    const r = resolveConsumerOptions(base);
     for (const key of [
       "kafka",
       "db",
