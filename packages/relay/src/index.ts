@@ -37,7 +37,17 @@ export {
   type RelayErrorCode,
 } from "./errors.ts";
 export type { RelayEventName, RelayEvents, RelayListener } from "./events.ts";
-export type { DeadLetter, DeadLetterAction, ListDeadLettersOptions } from "./dead-letters/dead-letters.ts";
+export type {
+  DeadLetters,
+  DeadLetter,
+  DeadLetterAction,
+  DeadLetterActionOutcome,
+  DeadLetterDetail,
+  DeadLetterLogEntry,
+  ListDeadLettersOptions,
+} from "./dead-letters/dead-letters.ts";
+export { outboxDeadLetters, type OutboxDeadLettersOptions } from "./dead-letters/outbox-dead-letters.ts";
+export { advisoryLockNamespace } from "./leader/lock-session.ts";
 export {
   isTransactional,
   ProducerSendError,
