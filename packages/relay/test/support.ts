@@ -1,5 +1,15 @@
 import { createEventStore, defineEvent, migrateToLatest, type EventStore } from "@eventlane/core";
-import { createTestDatabase, kafkaBrokers, type ReadMessage, readTopic, type TestDatabase } from "@eventlane/test-kit";
+import {
+  createTestDatabase,
+  createTopics,
+  kafkaBrokers,
+  type ReadMessage,
+  readTopic,
+  type TestDatabase,
+  type TopicSpec,
+  testKafka,
+  waitFor,
+} from "@eventlane/test-kit";
 import { Schema } from "effect";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
@@ -176,4 +186,37 @@ export function readAllEvents(topic: string, total: number, timeoutMs = 30_000, 
     (m) => new Set(m.map((x) => x.headers["eventlane-event-id"])).size >= total,
     brokers === undefined ? { timeoutMs } : { timeoutMs, brokers },
   );
+}
+
+/**
+ * test-kit's `createTopics`, robust to one race of the broker: right after creating a topic, Kafka 4
+ * can answer the metadata request of kafkajs's wait for leaders with UNKNOWN_TOPIC_OR_PARTITION, on
+ * which kafkajs gives up (it only waits out LEADER_NOT_AVAILABLE). The topics exist by then, so this
+ * waits for their leaders itself.
+ */
+export async function createTopicsSettled(
+  specs: readonly TopicSpec[],
+  brokers: readonly string[] = kafkaBrokers,
+): Promise<void> {
+  try {
+    await createTopics(specs, brokers);
+    return;
+  } catch (error) {
+    if ((error as { readonly type?: unknown }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw error;
+  }
+  const admin = testKafka(brokers).admin();
+  await admin.connect();
+  try {
+    await waitFor(
+      "the new topics' leaders",
+      async () => {
+        const meta = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) }).catch(() => undefined);
+        return meta?.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)) === true;
+      },
+      20_000,
+      100,
+    );
+  } finally {
+    await admin.disconnect();
+  }
 }

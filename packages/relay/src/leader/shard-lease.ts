@@ -8,7 +8,23 @@ import {
   ShardCountMismatchError,
 } from "../errors.ts";
 import type { Fence } from "../outbox-reader/fenced-transaction.ts";
+import { ProducerSendError, type SendDeadline } from "../producer/producer-port.ts";
+import { type ClockReading, type LeaseClocks, LeaseTimer, readClocks, systemClocks } from "./lease-clock.ts";
 import { closeLockSession, queryWithDeadline } from "./lock-session.ts";
+
+/**
+ * The send margin, as a fraction of the lease: no produce request of a batch is written later than
+ * the lease deadline minus `leaseMs * SEND_MARGIN_FRACTION`, and a send still unsettled at the
+ * deadline is abandoned. A successor can lead the shard no sooner than the deadline (the server ends
+ * the silent lock session one lease after its last heartbeat), so the old leader's last request
+ * leaves at least this margin before the successor's first: one that reaches the broker within the
+ * margin lands before it. 2.5 s with the default lease of 10 s, 750 ms with a 3 s lease.
+ *
+ * With the heartbeat at most a third of the lease, a healthy leader always has
+ * `lease - heartbeat - margin` (at least 5/12 of the lease) left to send in. A constant rather than an
+ * option until the relay's option kit lands.
+ */
+export const SEND_MARGIN_FRACTION = 0.25;
 
 const HOLDS_LOCK = `SELECT pg_backend_pid() AS pid, EXISTS (
     SELECT 1 FROM pg_locks
@@ -22,7 +38,8 @@ const HOLDS_LOCK = `SELECT pg_backend_pid() AS pid, EXISTS (
  *
  * Validity is local and conservative: the lease counts from the moment the last good heartbeat was
  * *sent*, which is no later than the moment the server starts its `idle_session_timeout` clock, so
- * this process stops trusting the lease no later than the server ends the session.
+ * this process stops trusting the lease no later than the server ends the session. It is timed on the
+ * wall clock and the monotonic clock at once and is over when either says so ({@link LeaseTimer}).
  */
 export class ShardLease implements Fence {
   readonly shard: number;
@@ -31,9 +48,9 @@ export class ShardLease implements Fence {
   readonly #client: pg.Client;
   readonly #namespace: number;
   readonly #pid: number;
-  readonly #leaseMs: number;
   readonly #tables: TableNames;
-  #lastGoodHeartbeatAt: number;
+  readonly #timer: LeaseTimer;
+  readonly #sendMarginMs: number;
   #lost: LeadershipLossReason | undefined;
 
   private constructor(args: {
@@ -45,7 +62,8 @@ export class ShardLease implements Fence {
     token: string;
     pid: number;
     leaseMs: number;
-    since: number;
+    clocks: LeaseClocks;
+    since: ClockReading;
   }) {
     this.#client = args.client;
     this.#tables = args.tables;
@@ -54,8 +72,8 @@ export class ShardLease implements Fence {
     this.epoch = args.epoch;
     this.token = args.token;
     this.#pid = args.pid;
-    this.#leaseMs = args.leaseMs;
-    this.#lastGoodHeartbeatAt = args.since;
+    this.#timer = new LeaseTimer(args.clocks, args.leaseMs, args.since);
+    this.#sendMarginMs = Math.round(args.leaseMs * SEND_MARGIN_FRACTION);
   }
 
   /**
@@ -72,9 +90,12 @@ export class ShardLease implements Fence {
     leaseMs: number;
     /** The relay's shard count: re-checked against `relay_config` after every lock acquisition. */
     shardCount: number;
+    /** The clocks the lease is timed with (tests inject their own). */
+    clocks?: LeaseClocks;
   }): Promise<ShardLease | undefined> {
     const { client, tables, namespace, shard, leaseMs } = args;
-    const since = Date.now();
+    const clocks = args.clocks ?? systemClocks;
+    const since = readClocks(clocks);
     const got = await queryWithDeadline<{ ok: boolean; pid: number }>(
       client,
       "SELECT pg_try_advisory_lock($1::integer, $2::integer) AS ok, pg_backend_pid() AS pid",
@@ -140,13 +161,14 @@ export class ShardLease implements Fence {
       token,
       pid,
       leaseMs,
+      clocks,
       since,
     });
   }
 
-  /** When the last good heartbeat was sent (epoch ms). */
+  /** When the last good heartbeat was sent (epoch ms, wall clock). */
   get lastGoodHeartbeatAt(): number {
-    return this.#lastGoodHeartbeatAt;
+    return this.#timer.from.wall;
   }
 
   /** Why the lease was lost, if it was. */
@@ -154,11 +176,41 @@ export class ShardLease implements Fence {
     return this.#lost;
   }
 
-  /** Throws {@link LeadershipLostError} unless the lease is held and fresh: call right before every send. */
-  assertValid(now = Date.now()): void {
-    if (this.#lost === undefined && now - this.#lastGoodHeartbeatAt >= this.#leaseMs) this.#lost = "lease-expired";
+  /** Throws {@link LeadershipLostError} unless the lease is held and has time left by both clocks. */
+  assertValid(): void {
+    if (this.#lost === undefined && this.#timer.remainingMs() <= 0) this.#lost = "lease-expired";
     if (this.#lost !== undefined) throw this.#lostError(this.#lost);
   }
+
+  /**
+   * Throws unless a batch may start a request now: {@link LeadershipLostError} when the lease is
+   * over, a `timeout` {@link ProducerSendError} (the shard backs off) while the lease is held but
+   * ends within the send margin. Call right before every send and commit.
+   */
+  assertMaySend(): void {
+    if (this.sendDeadline.writableMs() <= 0) throw this.sendDeadline.closedError();
+  }
+
+  /**
+   * This lease as the deadline of a send (DESIGN invariant 5): produce requests may be written until
+   * the lease deadline minus the send margin ({@link SEND_MARGIN_FRACTION}), by both clocks; a send
+   * still unsettled at the deadline is abandoned. Every heartbeat moves both instants on.
+   */
+  readonly sendDeadline: SendDeadline = {
+    writableMs: () => (this.#lost === undefined ? this.#timer.remainingMs() - this.#sendMarginMs : 0),
+    settleMs: () => (this.#lost === undefined ? this.#timer.remainingMs() : 0),
+    closedError: () => {
+      const remaining = this.#timer.remainingMs();
+      if (this.#lost === undefined && remaining <= 0) this.#lost = "lease-expired";
+      if (this.#lost !== undefined) return this.#lostError(this.#lost);
+      return new ProducerSendError({
+        reason: "timeout",
+        message:
+          `shard ${this.shard} (epoch ${this.epoch}): the lease ends in ${Math.round(remaining)} ms, within the ` +
+          `send margin of ${this.#sendMarginMs} ms (a late heartbeat): no request is started`,
+      });
+    },
+  };
 
   /**
    * One heartbeat on the lock session: the same backend still holds the lock, and the shard row
@@ -167,8 +219,8 @@ export class ShardLease implements Fence {
    */
   async heartbeat(): Promise<void> {
     this.assertValid();
-    const sentAt = Date.now();
-    const budget = Math.max(100, this.#lastGoodHeartbeatAt + this.#leaseMs - sentAt);
+    const sentAt = this.#timer.now();
+    const budget = Math.max(100, this.#timer.remainingMs(sentAt));
     let row: { pid: number; held: boolean; token_ok: boolean } | undefined;
     try {
       const r = await queryWithDeadline<{ pid: number; held: boolean; token_ok: boolean }>(
@@ -192,7 +244,7 @@ export class ShardLease implements Fence {
       this.#lost ??= "fenced";
       throw this.#lostError(this.#lost);
     }
-    this.#lastGoodHeartbeatAt = sentAt;
+    this.#timer.renew(sentAt);
   }
 
   /** Marks the lease lost (for example when a fenced transaction found another token). */

@@ -2,6 +2,8 @@ import { murmur2 } from "@eventlane/core";
 import {
   Admin,
   ConfigResourceTypes,
+  type Connection,
+  connectionsApiChannel,
   type Partitioner,
   Producer,
   type ProducerOptions,
@@ -12,12 +14,14 @@ import { Redacted } from "effect";
 import type { ConnectionOptions } from "node:tls";
 import type { ResolvedKafkaOptions } from "../options.ts";
 import { classifyPlatformaticError, describePlatformaticError } from "./classify-platformatic-error.ts";
+import { PRODUCE_API_KEY, ProduceGate } from "./produce-gate.ts";
 import {
   type OutboundMessage,
   type ProducerHooks,
   type ProducerPort,
   ProducerSendError,
   type PublishFailureReason,
+  type SendDeadline,
   type TopicDescription,
   type TransactionalProducerPort,
 } from "./producer-port.ts";
@@ -56,6 +60,68 @@ function toError(error: unknown, reason: PublishFailureReason = classifyPlatform
   return new ProducerSendError({ reason, message: describePlatformaticError(error), cause: error });
 }
 
+type StringProducer = Producer<string, string, string, string>;
+
+/** The gate of each connection our producer sessions opened (a connection belongs to one session). */
+const gatedConnections = new WeakMap<Connection, ProduceGate>();
+/** Sessions not yet closed: while there is one, {@link gateRequest} listens on the client's channel. */
+let openSessions = 0;
+
+/**
+ * The client publishes `tracing:plt:kafka:connections:api:start` synchronously in
+ * `Connection#sendRequest`, right before `socket.write(request)`, for every request it writes: a first
+ * try, a retry of its own retry loop, the re-send after a metadata refresh or a producer id recovery,
+ * the request on a connection it has just opened. A produce request of one of our sessions whose gate
+ * refuses has its socket destroyed there, so the write that follows finds a destroyed socket and
+ * sends nothing; the request fails when the connection reports the close. (Destroyed without an
+ * error: the connection forwards a socket error as its own `error` event, which has one listener.)
+ */
+function gateRequest(message: unknown): void {
+  const event = message as { readonly connection?: Connection; readonly apiKey?: unknown };
+  if (event.apiKey !== PRODUCE_API_KEY || event.connection === undefined) return;
+  const gate = gatedConnections.get(event.connection);
+  if (gate === undefined || gate.mayWriteProduce()) return;
+  event.connection.socket?.destroy();
+}
+
+/** One producer with its gate. `release` ends the gate's watch once the client can write no more. */
+interface Session {
+  readonly producer: StringProducer;
+  readonly gate: ProduceGate;
+  readonly release: () => void;
+  /** Settles once the producer is initialised (or failed to). */
+  ready: Promise<void>;
+}
+
+function newSession(producer: StringProducer): Session {
+  const gate = new ProduceGate();
+  // The pool announces a connection before it connects, so before any request is written on it.
+  producer.connections.on("connecting", ({ connection }) => gatedConnections.set(connection, gate));
+  if (openSessions++ === 0) connectionsApiChannel.start.subscribe(gateRequest);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    if (--openSessions === 0) connectionsApiChannel.start.unsubscribe(gateRequest);
+  };
+  return { producer, gate, release, ready: Promise.resolve() };
+}
+
+/** Closes a session (a closed client never reconnects). */
+async function closeSession(session: Session): Promise<void> {
+  await session.producer.close(true).catch(() => undefined);
+  session.release();
+}
+
+/**
+ * Ends an abandoned session without waiting for it: closing the client fails its pending retries at
+ * once; its gate keeps watching until the client's send has settled too.
+ */
+function abandonSession(session: Session, client: Promise<void>): void {
+  const closed = session.producer.close(true).catch(() => undefined);
+  Promise.all([closed, client.catch(() => undefined)]).then(session.release, session.release);
+}
+
 /**
  * The @platformatic/kafka adapter of {@link ProducerPort}: an idempotent producer (acks=all, one
  * request in flight per broker, which the client enforces for idempotent producers) with Kafka's
@@ -64,11 +130,14 @@ function toError(error: unknown, reason: PublishFailureReason = classifyPlatform
  * over. After a failed send the client drops its producer id by itself; the relay's `reset` also
  * closes the connections, so the next send starts a fresh producer session either way.
  *
+ * A send's {@link SendDeadline} is enforced where the client writes to its socket: no produce request
+ * goes out once it is closed (see `gateRequest`), and a refused or timed-out send closes its session.
+ *
  * Needs Node.js >= 22.22 or >= 24.6 (the client's own requirement) and `@platformatic/kafka` installed.
  */
 export class PlatformaticProducer implements ProducerPort {
   readonly #base: Omit<Strings, "serializers">;
-  #producer: Producer<string, string, string, string> | undefined;
+  #session: Session | undefined;
   #hooks: ProducerHooks | undefined;
   #connected = false;
 
@@ -113,56 +182,81 @@ export class PlatformaticProducer implements ProducerPort {
   /** Creates the producer and obtains its producer id (which also proves the brokers are reachable). */
   async connect(hooks: ProducerHooks): Promise<void> {
     this.#hooks = hooks;
-    if (this.#producer !== undefined) return;
-    const producer = new Producer<string, string, string, string>({
-      ...this.#base,
-      idempotent: true,
-      acks: -1,
-      maxInflights: 1,
-      partitioner: kafkaPartitioner,
-      serializers: stringSerializers,
-    });
-    this.#producer = producer;
-    try {
-      await producer.initIdempotentProducer({});
-    } catch (error) {
-      this.#producer = undefined;
-      await producer.close().catch(() => undefined);
-      throw toError(error, "connection");
-    }
-    this.#connected = true;
-    hooks.onConnected();
+    await (this.#session ?? this.#open()).ready;
   }
 
-  async send(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
-    if (this.#producer === undefined) {
-      if (this.#hooks === undefined) throw new ProducerSendError({ reason: "connection", message: "not connected" });
-      await this.connect(this.#hooks);
-    }
-    try {
-      await this.#producer!.send({
+  #open(): Session {
+    const session = newSession(
+      new Producer<string, string, string, string>({
+        ...this.#base,
+        idempotent: true,
         acks: -1,
-        messages: messages.map((m) => ({
-          topic,
-          key: m.key,
-          // `undefined` is written as a null value (a tombstone), as kafkajs writes `null`.
-          ...(m.value !== null ? { value: m.value } : {}),
-          headers: { ...m.headers },
-        })),
-      });
-    } catch (error) {
-      throw toError(error);
+        maxInflights: 1,
+        partitioner: kafkaPartitioner,
+        serializers: stringSerializers,
+      }),
+    );
+    this.#session = session;
+    session.ready = session.producer.initIdempotentProducer({}).then(
+      () => {
+        if (this.#session !== session) return;
+        this.#connected = true;
+        this.#hooks?.onConnected();
+      },
+      async (error: unknown) => {
+        if (this.#session === session) this.#session = undefined;
+        await closeSession(session);
+        throw toError(error, "connection");
+      },
+    );
+    session.ready.catch(() => undefined);
+    return session;
+  }
+
+  async send(topic: string, messages: readonly OutboundMessage[], deadline?: SendDeadline): Promise<void> {
+    if (this.#session === undefined && this.#hooks === undefined) {
+      throw new ProducerSendError({ reason: "connection", message: "not connected" });
     }
+    const session = this.#session ?? this.#open();
+    await session.gate.run(
+      deadline,
+      async () => {
+        await session.ready;
+        try {
+          await session.producer.send({
+            acks: -1,
+            messages: messages.map((m) => ({
+              topic,
+              key: m.key,
+              // `undefined` is written as a null value (a tombstone), as kafkajs writes `null`.
+              ...(m.value !== null ? { value: m.value } : {}),
+              headers: { ...m.headers },
+            })),
+          });
+        } catch (error) {
+          throw toError(error);
+        }
+      },
+      (client) => {
+        if (this.#session === session) this.#drop();
+        abandonSession(session, client);
+      },
+    );
+  }
+
+  /** Forgets the current session (the caller closes it). */
+  #drop(): void {
+    this.#session = undefined;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    if (wasConnected) this.#hooks?.onDisconnected();
   }
 
   async reset(): Promise<void> {
-    const producer = this.#producer;
-    this.#producer = undefined;
-    if (producer === undefined) return;
-    const wasConnected = this.#connected;
-    this.#connected = false;
-    await producer.close(true).catch(() => undefined);
-    if (wasConnected) this.#hooks?.onDisconnected();
+    const session = this.#session;
+    if (session === undefined) return;
+    this.#drop();
+    await closeSession(session);
   }
 
   async describeTopics(topics: readonly string[]): Promise<readonly TopicDescription[]> {
@@ -209,17 +303,18 @@ export class PlatformaticProducer implements ProducerPort {
   }
 }
 
-type StringTransaction = Awaited<ReturnType<Producer<string, string, string, string>["beginTransaction"]>>;
+type StringTransaction = Awaited<ReturnType<StringProducer["beginTransaction"]>>;
 
 /**
  * The @platformatic/kafka adapter bound to one `transactional.id`: `connect` begins a transaction,
  * which runs InitProducerId for the id (fencing every earlier producer of it); sends join it;
- * `commitTransaction` ends it. A failed send or commit aborts it.
+ * `commitTransaction` ends it. A failed send or commit aborts it. Sends are gated by their deadline
+ * like the idempotent adapter's.
  */
 class PlatformaticTransactionalProducer implements TransactionalProducerPort {
   readonly transactionalId: string;
   readonly #base: Omit<Strings, "serializers">;
-  #producer: Producer<string, string, string, string> | undefined;
+  #session: Session | undefined;
   #transaction: StringTransaction | undefined;
 
   constructor(base: Omit<Strings, "serializers">, transactionalId: string) {
@@ -228,52 +323,77 @@ class PlatformaticTransactionalProducer implements TransactionalProducerPort {
   }
 
   get connected(): boolean {
-    return this.#producer !== undefined;
+    return this.#session !== undefined;
   }
 
   async connect(_hooks: ProducerHooks): Promise<void> {
-    if (this.#producer !== undefined) return;
-    const producer = new Producer<string, string, string, string>({
-      ...this.#base,
-      idempotent: true,
-      acks: -1,
-      maxInflights: 1,
-      transactionalId: this.transactionalId,
-      // A new producer session: without -1 / -1 the client sends producer id 0, epoch 0, which the
-      // broker reads as resuming an older session and answers with PRODUCER_FENCED once the id has one.
-      producerId: -1n,
-      producerEpoch: -1,
-      partitioner: kafkaPartitioner,
-      serializers: stringSerializers,
-    });
-    this.#producer = producer;
-    try {
-      this.#transaction = await producer.beginTransaction();
-    } catch (error) {
-      await this.reset();
-      const reason = classifyPlatformaticError(error);
-      throw toError(error, reason === "unknown" ? "connection" : reason);
-    }
+    await (this.#session ?? this.#open()).ready;
   }
 
-  async send(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
-    if (this.#producer === undefined)
-      await this.connect({ onConnected: () => undefined, onDisconnected: () => undefined });
-    try {
-      this.#transaction ??= await this.#producer!.beginTransaction();
-      await this.#transaction.send({
+  #open(): Session {
+    const session = newSession(
+      new Producer<string, string, string, string>({
+        ...this.#base,
+        idempotent: true,
         acks: -1,
-        messages: messages.map((m) => ({
-          topic,
-          key: m.key,
-          ...(m.value !== null ? { value: m.value } : {}),
-          headers: { ...m.headers },
-        })),
-      });
-    } catch (error) {
-      await this.abortTransaction();
-      throw toError(error);
-    }
+        maxInflights: 1,
+        transactionalId: this.transactionalId,
+        // A new producer session: without -1 / -1 the client sends producer id 0, epoch 0, which the
+        // broker reads as resuming an older session and answers with PRODUCER_FENCED once the id has one.
+        producerId: -1n,
+        producerEpoch: -1,
+        partitioner: kafkaPartitioner,
+        serializers: stringSerializers,
+      }),
+    );
+    this.#session = session;
+    session.ready = session.producer.beginTransaction().then(
+      (transaction) => {
+        if (this.#session === session) this.#transaction = transaction;
+      },
+      async (error: unknown) => {
+        if (this.#session === session) await this.reset();
+        else await closeSession(session);
+        const reason = classifyPlatformaticError(error);
+        throw toError(error, reason === "unknown" ? "connection" : reason);
+      },
+    );
+    session.ready.catch(() => undefined);
+    return session;
+  }
+
+  async send(topic: string, messages: readonly OutboundMessage[], deadline?: SendDeadline): Promise<void> {
+    const session = this.#session ?? this.#open();
+    await session.gate.run(
+      deadline,
+      async () => {
+        await session.ready;
+        try {
+          this.#transaction ??= await session.producer.beginTransaction();
+          await this.#transaction.send({
+            acks: -1,
+            messages: messages.map((m) => ({
+              topic,
+              key: m.key,
+              ...(m.value !== null ? { value: m.value } : {}),
+              headers: { ...m.headers },
+            })),
+          });
+        } catch (error) {
+          await this.abortTransaction();
+          throw toError(error);
+        }
+      },
+      (client) => {
+        // The open transaction is left to the broker: the successor's InitProducerId (or the
+        // transaction timeout) aborts it.
+        if (this.#session === session) {
+          this.#session = undefined;
+          this.#transaction = undefined;
+        }
+        abandonSession(session, client);
+      },
+    );
   }
 
   async commitTransaction(): Promise<void> {
@@ -302,10 +422,10 @@ class PlatformaticTransactionalProducer implements TransactionalProducerPort {
   }
 
   async reset(): Promise<void> {
-    const producer = this.#producer;
-    this.#producer = undefined;
+    const session = this.#session;
+    this.#session = undefined;
     this.#transaction = undefined;
-    await producer?.close(true).catch(() => undefined);
+    if (session !== undefined) await closeSession(session);
   }
 
   describeTopics(): Promise<readonly TopicDescription[]> {

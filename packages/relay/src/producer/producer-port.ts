@@ -36,6 +36,25 @@ export class ProducerSendError extends Data.TaggedError("ProducerSendError")<{
   readonly code = "EVENTLANE_RELAY_PUBLISH" as const;
 }
 
+/**
+ * Until when one send may write produce requests, handed to every send by the relay from the shard's
+ * lease (DESIGN invariant 5). An adapter checks it right before the client writes each produce request
+ * to a socket (the first try, a retry the client schedules itself, the request after a reconnect or
+ * a metadata refresh) and writes nothing once it is closed; a send still unsettled when the lease
+ * ends is abandoned (the client's connections closed), so it can neither write nor wait any longer.
+ */
+export interface SendDeadline {
+  /**
+   * Ms left in which a produce request may still be written: the lease deadline minus the relay's
+   * send margin. 0 or less: closed.
+   */
+  writableMs(): number;
+  /** Ms left until the lease deadline; 0 or less: the send is to be abandoned. */
+  settleMs(): number;
+  /** The error a send refused or abandoned by this deadline rejects with (the relay's own). */
+  closedError(): Error;
+}
+
 /** Lifecycle hooks an adapter calls. */
 export interface ProducerHooks {
   readonly onConnected: () => void;
@@ -49,8 +68,12 @@ export interface ProducerHooks {
 export interface ProducerPort {
   /** Connects (or reconnects after `reset`). Rejects with {@link ProducerSendError}. */
   connect(hooks: ProducerHooks): Promise<void>;
-  /** Sends records to one topic and resolves once every record is acknowledged by all in-sync replicas. */
-  send(topic: string, messages: readonly OutboundMessage[]): Promise<void>;
+  /**
+   * Sends records to one topic and resolves once every record is acknowledged by all in-sync replicas.
+   * With a `deadline`, no produce request is written once it is closed: the send then rejects with
+   * `deadline.closedError()`. The relay always passes one; without it the send is unbounded.
+   */
+  send(topic: string, messages: readonly OutboundMessage[], deadline?: SendDeadline): Promise<void>;
   /** Drops the current connection so the next `send` starts a fresh producer session. */
   reset(): Promise<void>;
   /** Describes topics without creating them. */

@@ -46,7 +46,9 @@ function asSendError(error: unknown): ProducerSendError {
  * and mark the outcome in one fenced transaction.
  *
  * - The lease is checked right before every send (self-fencing): a leader whose last good heartbeat
- *   is older than the lease sends nothing more.
+ *   is older than the lease sends nothing more. Each send also gets the lease as its deadline, so
+ *   the adapter writes no produce request (first try or retry) later than the lease deadline minus
+ *   the send margin, and abandons a send still unsettled at the deadline.
  * - A record-level failure (oversize with headers, invalid record, or a broker record error found by
  *   resending one record at a time) counts an attempt for that row and holds back every later row
  *   of its (topic, key) in this batch, so per-key order survives; other keys flow.
@@ -122,10 +124,11 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
   };
   const send = async (topic: string, items: readonly Item[]) => {
     await rt.sendSerially(async () => {
-      lease.assertValid();
+      lease.assertMaySend();
       await producer.send(
         topic,
         items.map((i) => i.message),
+        lease.sendDeadline,
       );
     });
     const at = Date.now();
@@ -183,7 +186,7 @@ export async function publishBatch(rt: RelayRuntime, lease: ShardLease): Promise
     if (stop === undefined && published.length > 0) {
       try {
         await rt.sendSerially(async () => {
-          lease.assertValid();
+          lease.assertMaySend();
           await producer.commitTransaction();
         });
       } catch (error) {

@@ -15,7 +15,11 @@ import { advisoryLockNamespace } from "../leader/lock-session.ts";
  * The check and the update run in one transaction that locks the `relay_config` row, and a relay
  * re-reads the recorded count (`FOR SHARE`) after every lock acquisition, so a relay still running
  * with the old count can never lead a shard under the new one: it steps back with
- * `ShardCountMismatchError`. Shard rows beyond the new count are deleted; the others keep their epoch.
+ * `ShardCountMismatchError`. Shard rows beyond the new count are deleted. Every shard row kept gets a
+ * new random token and `epoch + 1` in the same transaction: a relay of the old count that no longer
+ * holds its lock (its session ended, its process paused) but still carries its token would otherwise
+ * pass the fence of a kept shard (marking rows that may now belong to another shard's leader) until
+ * someone acquired that shard again. Its fenced transactions and heartbeats now fail (`fenced`).
  */
 export async function changeShardCount<DB>(
   db: Kysely<DB>,
@@ -49,6 +53,8 @@ export async function changeShardCount<DB>(
       trx,
     );
     await sql`DELETE FROM ${sql.raw(tables.relayShards)} WHERE shard >= ${shardCount}`.execute(trx);
+    // Waits for any fenced transaction still holding a kept shard row FOR SHARE, so none commits after this.
+    await sql`UPDATE ${sql.raw(tables.relayShards)} SET token = gen_random_uuid(), epoch = epoch + 1`.execute(trx);
     return { previous, shardCount };
   });
 }
