@@ -55,9 +55,8 @@ export {
   type OutboundMessage,
   type ProducerHooks,
   type ProducerPort,
+  type SendDeadline,
   type PublishFailureReason,
   type TopicDescription,
   type TransactionalProducerPort,
 } from "./producer/producer-port.ts";
-export { KafkaJsProducer } from "./producer/kafkajs-producer.ts";
-export { classifyKafkaJsError } from "./producer/classify-kafkajs-error.ts";

@@ -7,7 +7,8 @@ import {
   waitFor,
 } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KafkaJsProducer, ProducerSendError, type ProducerPort, resolveRelayOptions } from "../src/index.ts";
+import { ProducerSendError, type ProducerPort, resolveRelayOptions } from "../src/index.ts";
+import { KafkaJsProducer } from "../src/kafkajs.ts";
 import { PlatformaticProducer } from "../src/producer/platformatic-producer.ts";
 
 describe("a producer adapter across a broker stop and start", () => {

@@ -2,13 +2,13 @@ import { createTopics, deleteTopics, kafkaBrokers, readTopic, testKafka, uniqueT
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  KafkaJsProducer,
   type OutboundMessage,
   type ProducerPort,
   ProducerSendError,
   type RelayKafkaOptions,
   resolveRelayOptions,
 } from "../src/index.ts";
+import { KafkaJsProducer } from "../src/kafkajs.ts";
 import { PlatformaticProducer } from "../src/producer/platformatic-producer.ts";
 
 /** The producer port's behaviour, the same suite for every adapter. */

@@ -1,7 +1,8 @@
 import { murmur2, positiveModulo } from "@eventlane/core";
 import { createTopics, deleteTopics, kafkaBrokers, readTopic, uniqueTopic } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KafkaJsProducer, type OutboundMessage, type ProducerPort, resolveRelayOptions } from "../src/index.ts";
+import { type OutboundMessage, type ProducerPort, resolveRelayOptions } from "../src/index.ts";
+import { KafkaJsProducer } from "../src/kafkajs.ts";
 import { PlatformaticProducer } from "../src/producer/platformatic-producer.ts";
 
 // Not a power of two: `(h >>> 0) % 7` and `(h & 0x7fffffff) % 7` disagree for about half of all keys,

@@ -2,13 +2,8 @@ import { InvalidOptionError, murmur2, positiveModulo } from "@eventlane/core";
 import { Duration, Effect, Redacted, Schedule } from "effect";
 import { Partitioners } from "kafkajs";
 import { describe, expect, it } from "vitest";
-import {
-  classifyKafkaJsError,
-  RelayEnvError,
-  relayOptionsFromEnv,
-  resolveRelayOptions,
-  shardBackoff,
-} from "../src/index.ts";
+import { RelayEnvError, relayOptionsFromEnv, resolveRelayOptions, shardBackoff } from "../src/index.ts";
+import { classifyKafkaJsError } from "../src/kafkajs.ts";
 import { chunkBySize, estimateSingleRecordBatchBytes, toOutboundMessage } from "../src/producer/outbound-message.ts";
 import type { OutboxRow } from "../src/outbox-reader/outbox-row.ts";
 

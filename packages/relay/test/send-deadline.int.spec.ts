@@ -7,13 +7,8 @@ import {
   uniqueTopic,
 } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  KafkaJsProducer,
-  type OutboundMessage,
-  type ProducerPort,
-  type RelayKafkaOptions,
-  resolveRelayOptions,
-} from "../src/index.ts";
+import { type OutboundMessage, type ProducerPort, type RelayKafkaOptions, resolveRelayOptions } from "../src/index.ts";
+import { KafkaJsProducer } from "../src/kafkajs.ts";
 import { PlatformaticProducer } from "../src/producer/platformatic-producer.ts";
 import type { SendDeadline } from "../src/producer/producer-port.ts";
 import { type AdvertisingProxy, startAdvertisingProxy } from "./kafka-advertising-proxy.ts";

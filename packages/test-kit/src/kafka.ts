@@ -32,20 +32,30 @@ async function withAdmin<T>(brokers: readonly string[], fn: (admin: Admin) => Pr
   }
 }
 
+function createOnce(admin: Admin, specs: readonly TopicSpec[]): Promise<boolean> {
+  return admin.createTopics({
+    waitForLeaders: true,
+    topics: specs.map((s) => ({
+      topic: s.topic,
+      numPartitions: s.partitions ?? 3,
+      replicationFactor: 1,
+      configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
+    })),
+  });
+}
+
 /** Creates topics (the broker has auto-creation off) and waits until they have leaders. */
 export async function createTopics(
   specs: readonly TopicSpec[],
   brokers: readonly string[] = kafkaBrokers,
 ): Promise<void> {
   await withAdmin(brokers, async (admin) => {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: specs.map((s) => ({
-        topic: s.topic,
-        numPartitions: s.partitions ?? 3,
-        replicationFactor: 1,
-        configEntries: Object.entries(s.config ?? {}).map(([name, value]) => ({ name, value })),
-      })),
+    // kafkajs's wait for leaders gives up when the broker still answers UNKNOWN_TOPIC_OR_PARTITION
+    // for a topic it has just created: the ListOffsets wait below covers that moment instead.
+    await createOnce(admin, specs).catch((error: unknown) => {
+      const e = error as { type?: unknown; originalError?: { type?: unknown } };
+      const type = e.type ?? e.originalError?.type;
+      if (type !== "UNKNOWN_TOPIC_OR_PARTITION" && type !== "LEADER_NOT_AVAILABLE") throw error;
     });
     // Metadata can name a leader a moment before that broker hosts the partition (a produce then
     // fails with UNKNOWN_TOPIC_OR_PARTITION): wait until every partition answers a ListOffsets.

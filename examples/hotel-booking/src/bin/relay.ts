@@ -6,12 +6,13 @@
 // batch again and the consumers must skip it.
 import {
   createRelay,
-  KafkaJsProducer,
   type OutboundMessage,
   type ProducerHooks,
   type ProducerPort,
   resolveRelayOptions,
+  type SendDeadline,
 } from "@eventlane/relay";
+import { KafkaJsProducer } from "@eventlane/relay/kafkajs";
 import { loadConfig } from "../config.ts";
 
 const config = loadConfig();
@@ -28,8 +29,8 @@ function crashingProducer(inner: ProducerPort, afterRows: number): ProducerPort 
   let sent = 0;
   return {
     connect: (hooks: ProducerHooks) => inner.connect(hooks),
-    async send(topic: string, messages: readonly OutboundMessage[]) {
-      await inner.send(topic, messages);
+    async send(topic: string, messages: readonly OutboundMessage[], deadline?: SendDeadline) {
+      await inner.send(topic, messages, deadline);
       sent += messages.length;
       if (sent >= afterRows) {
         process.stdout.write(

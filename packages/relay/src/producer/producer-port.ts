@@ -1,15 +1,8 @@
+import type { PublishFailureReason } from "@eventlane/core/internal";
 import { Data } from "effect";
 
 /** Why a send failed. Everything but `record` backs off the whole shard and never counts as an attempt. */
-export const PublishFailureReasons = [
-  "connection",
-  "leadership",
-  "timeout",
-  "throttling",
-  "record",
-  "unknown",
-] as const;
-export type PublishFailureReason = (typeof PublishFailureReasons)[number];
+export { PublishFailureReasons, type PublishFailureReason } from "@eventlane/core/internal";
 
 /** One Kafka record as the relay publishes it. */
 export interface OutboundMessage {
