@@ -12,7 +12,15 @@ const FAULT_TESTS = [
   "packages/relay/test/shards.int.spec.ts",
   "packages/relay/test/broker-restart.int.spec.ts",
   "packages/relay/test/platformatic-broker-restart.int.spec.ts",
+  "packages/relay/test/send-deadline.int.spec.ts",
+  "packages/relay/test/failover-late-send.int.spec.ts",
 ];
+
+/**
+ * Packs every package and installs the tarballs into new npm projects (registry downloads, several
+ * tsc and node processes): heavy, so it runs with the fault tests, after the suite, on its own.
+ */
+const INSTALL_TESTS = ["test/install/**/*.int.spec.ts"];
 
 export default defineConfig({
   resolve: {
@@ -46,7 +54,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "faults",
-          include: FAULT_TESTS,
+          include: [...FAULT_TESTS, ...INSTALL_TESTS],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },
