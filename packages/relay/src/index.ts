@@ -4,6 +4,7 @@ export type { ShardStatus } from "./relay/runtime.ts";
 export { shardBackoff } from "./relay/backoff.ts";
 export {
   KafkaClients,
+  RELAY_DEFAULTS,
   KafkaProducerModes,
   nodeSupportsPlatformatic,
   resolveRelayOptions,

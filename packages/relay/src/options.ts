@@ -1,4 +1,13 @@
-import { InvalidOptionError, resolveTableNames, type TableNames } from "@eventlane/core";
+import { resolveTableNames, type TableNames } from "@eventlane/core";
+import {
+  booleanOption,
+  integerOption,
+  invalidOption,
+  oneOfOption,
+  optionSection,
+  refuseUnknownOptions,
+  stringOption,
+} from "@eventlane/core/internal";
 import { Redacted } from "effect";
 import { randomUUID } from "node:crypto";
 import type { ConnectionOptions } from "node:tls";
@@ -223,15 +232,6 @@ export interface RelayOptions {
 export const PublishedRowsModes = ["keep", "delete"] as const;
 export type PublishedRows = (typeof PublishedRowsModes)[number];
 
-/** `value` if it is one of `allowed`, `fallback` when undefined; otherwise an error naming `option`. */
-function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    invalid(option, `must be one of ${allowed.join(", ")}; got ${JSON.stringify(value)}`);
-  }
-  return value as T;
-}
-
 /** {@link RelayOptions} with every default applied, validated and frozen. Secrets are `Redacted`. */
 export interface ResolvedRelayOptions {
   readonly connectionString: Redacted.Redacted<string>;
@@ -271,57 +271,136 @@ export interface ResolvedKafkaOptions {
   readonly transactionTimeoutMs: number;
 }
 
-function invalid(option: string, message: string): never {
-  throw new InvalidOptionError({ option, message: `${option}: ${message}` });
-}
+/** Every static default of the relay's options (the README's table is checked against it). */
+export const RELAY_DEFAULTS = Object.freeze({
+  kafka: Object.freeze({
+    clientId: "eventlane-relay",
+    client: "kafkajs",
+    mode: "idempotent",
+    transactionalIdPrefix: "eventlane-relay",
+    transactionTimeoutMs: 60_000,
+    connectionTimeoutMs: 3_000,
+    requestTimeoutMs: 10_000,
+  }),
+  shardCount: 1,
+  batchSize: 500,
+  leaseMs: 10_000,
+  notify: true,
+  maxAttempts: 3,
+  backoffBaseMs: 200,
+  backoffMaxMs: 30_000,
+  publishedRows: "keep",
+  retentionMs: 86_400_000,
+  retentionIntervalMs: 60_000,
+  retentionBatchSize: 1_000,
+  statementTimeoutMs: 30_000,
+} as const satisfies Omit<RelayOptions, "connectionString" | "topics" | "kafka"> & {
+  kafka: Omit<RelayKafkaOptions, "brokers">;
+});
 
-function int(option: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    invalid(option, `must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
+const KNOWN_OPTIONS = [
+  "connectionString",
+  "kafka",
+  "producer",
+  "topics",
+  "schema",
+  "tablePrefix",
+  "instanceId",
+  "shardCount",
+  "shards",
+  "batchSize",
+  "leaseMs",
+  "heartbeatIntervalMs",
+  "acquireIntervalMs",
+  "notify",
+  "pollIntervalMs",
+  "maxAttempts",
+  "backoffBaseMs",
+  "backoffMaxMs",
+  "publishedRows",
+  "retentionMs",
+  "retentionIntervalMs",
+  "retentionBatchSize",
+  "statementTimeoutMs",
+] as const satisfies readonly (keyof RelayOptions)[];
+
+const KNOWN_KAFKA_OPTIONS = [
+  "brokers",
+  "clientId",
+  "ssl",
+  "sasl",
+  "connectionTimeoutMs",
+  "requestTimeoutMs",
+  "client",
+  "mode",
+  "transactionalIdPrefix",
+  "transactionTimeoutMs",
+] as const satisfies readonly (keyof RelayKafkaOptions)[];
+
+/** Client settings the relay's guarantees depend on: refused with the reason, not just as unknown. */
+const FIXED_KAFKA_SETTINGS: Readonly<Record<string, string>> = {
+  acks: "the relay always produces with acks=all: a record acknowledged by the leader alone can be lost",
+  idempotent: "the relay's producer is always idempotent",
+  maxInFlightRequests: "the relay keeps one request in flight (per-key order after a retry)",
+  retry: "the relay owns its retries (its shard back-off and the lease's send deadline)",
+  partitioner: "the relay partitions with Kafka's murmur2, the same for both clients",
+};
+
+const int = (option: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  integerOption(option, value, fallback, min, max);
 
 function resolveKafka(kafka: RelayKafkaOptions, nodeVersion: string): ResolvedKafkaOptions {
+  for (const key of Object.keys(kafka ?? {})) {
+    const why = FIXED_KAFKA_SETTINGS[key];
+    if (why !== undefined) invalidOption(`kafka.${key}`, `cannot be set: ${why}`);
+  }
+  optionSection("kafka", kafka, KNOWN_KAFKA_OPTIONS);
+  const d = RELAY_DEFAULTS.kafka;
   if (!Array.isArray(kafka.brokers) || kafka.brokers.length === 0) {
-    invalid("kafka.brokers", "must list at least one broker (host:port)");
+    invalidOption("kafka.brokers", "must list at least one broker (host:port)");
   }
   for (const b of kafka.brokers) {
-    if (typeof b !== "string" || !/^[^\s:]+:\d+$/.test(b)) invalid("kafka.brokers", `"${String(b)}" is not host:port`);
+    if (typeof b !== "string" || !/^[^\s:]+:\d+$/.test(b))
+      invalidOption("kafka.brokers", `"${String(b)}" is not host:port`);
   }
   const sasl = kafka.sasl;
   if (sasl !== undefined) {
     if (!["plain", "scram-sha-256", "scram-sha-512"].includes(sasl.mechanism)) {
-      invalid("kafka.sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512");
+      invalidOption("kafka.sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512");
     }
     if (typeof sasl.username !== "string" || typeof sasl.password !== "string") {
-      invalid("kafka.sasl", "needs a string username and password");
+      invalidOption("kafka.sasl", "needs a string username and password");
     }
   }
-  const client = oneOf("kafka.client", kafka.client, KafkaClients, "kafkajs");
+  const client = oneOfOption("kafka.client", kafka.client, KafkaClients, d.client);
   if (client === "platformatic" && !nodeSupportsPlatformatic(nodeVersion)) {
-    invalid(
+    invalidOption(
       "kafka.client",
       `"platformatic" (@platformatic/kafka) needs Node.js >= 22.22 on 22.x or >= 24.6 on 24.x; this is Node.js ${nodeVersion}`,
     );
   }
-  const mode = oneOf("kafka.mode", kafka.mode, KafkaProducerModes, "idempotent");
-  const transactionalIdPrefix = kafka.transactionalIdPrefix ?? "eventlane-relay";
+  const mode = oneOfOption("kafka.mode", kafka.mode, KafkaProducerModes, d.mode);
+  const transactionalIdPrefix = kafka.transactionalIdPrefix ?? d.transactionalIdPrefix;
   if (typeof transactionalIdPrefix !== "string" || !/^[a-zA-Z0-9._-]{1,200}$/.test(transactionalIdPrefix)) {
-    invalid("kafka.transactionalIdPrefix", "must be 1 to 200 characters of a-z, A-Z, 0-9, '.', '_' or '-'");
+    invalidOption("kafka.transactionalIdPrefix", "must be 1 to 200 characters of a-z, A-Z, 0-9, '.', '_' or '-'");
   }
   return Object.freeze({
     client,
     mode,
     transactionalIdPrefix,
-    transactionTimeoutMs: int("kafka.transactionTimeoutMs", kafka.transactionTimeoutMs, 60_000, 1000, 900_000),
+    transactionTimeoutMs: int(
+      "kafka.transactionTimeoutMs",
+      kafka.transactionTimeoutMs,
+      d.transactionTimeoutMs,
+      1000,
+      900_000,
+    ),
     brokers: Object.freeze([...kafka.brokers]),
-    clientId: kafka.clientId ?? "eventlane-relay",
+    clientId: stringOption("kafka.clientId", kafka.clientId ?? d.clientId, 200),
     ssl: kafka.ssl === undefined || kafka.ssl === false ? undefined : Redacted.make(kafka.ssl),
     sasl: sasl === undefined ? undefined : Redacted.make({ ...sasl }),
-    connectionTimeoutMs: int("kafka.connectionTimeoutMs", kafka.connectionTimeoutMs, 3000, 100),
-    requestTimeoutMs: int("kafka.requestTimeoutMs", kafka.requestTimeoutMs, 10_000, 100),
+    connectionTimeoutMs: int("kafka.connectionTimeoutMs", kafka.connectionTimeoutMs, d.connectionTimeoutMs, 100),
+    requestTimeoutMs: int("kafka.requestTimeoutMs", kafka.requestTimeoutMs, d.requestTimeoutMs, 100),
   });
 }
 
@@ -330,23 +409,23 @@ export function resolveRelayOptions(
   options: RelayOptions,
   nodeVersion: string = process.versions.node,
 ): ResolvedRelayOptions {
-  if (options === null || typeof options !== "object") invalid("options", "must be an object");
+  refuseUnknownOptions(options, KNOWN_OPTIONS, "relay");
   if (typeof options.connectionString !== "string" || options.connectionString.length === 0) {
-    invalid("connectionString", "must be a PostgreSQL connection string");
+    invalidOption("connectionString", "must be a PostgreSQL connection string");
   }
   if (options.kafka === undefined && options.producer === undefined) {
-    invalid("kafka", "is required unless a producer adapter is given");
+    invalidOption("kafka", "is required unless a producer adapter is given");
   }
   if (!Array.isArray(options.topics) || options.topics.length === 0) {
-    invalid("topics", "must list every topic the outbox routes to");
+    invalidOption("topics", "must list every topic the outbox routes to");
   }
   const seen = new Set<string>();
   const topics = options.topics.map((t, i) => {
     const topic: RelayTopic = typeof t === "string" ? { name: t } : t;
     if (typeof topic.name !== "string" || !/^[a-zA-Z0-9._-]{1,249}$/.test(topic.name)) {
-      invalid(`topics[${i}]`, `"${String(topic.name)}" is not a valid Kafka topic name`);
+      invalidOption(`topics[${i}]`, `"${String(topic.name)}" is not a valid Kafka topic name`);
     }
-    if (seen.has(topic.name)) invalid(`topics[${i}]`, `"${topic.name}" is listed twice`);
+    if (seen.has(topic.name)) invalidOption(`topics[${i}]`, `"${topic.name}" is listed twice`);
     seen.add(topic.name);
     if (topic.partitions !== undefined) int(`topics[${i}].partitions`, topic.partitions, 1, 1);
     return Object.freeze({ ...topic });
@@ -355,12 +434,12 @@ export function resolveRelayOptions(
     ...(options.schema !== undefined ? { schema: options.schema } : {}),
     ...(options.tablePrefix !== undefined ? { tablePrefix: options.tablePrefix } : {}),
   });
-  const shardCount = int("shardCount", options.shardCount, 1, 1, 1024);
+  const shardCount = int("shardCount", options.shardCount, RELAY_DEFAULTS.shardCount, 1, 1024);
   const shards = options.shards ?? Array.from({ length: shardCount }, (_, i) => i);
-  if (!Array.isArray(shards) || shards.length === 0) invalid("shards", "must list at least one shard id");
+  if (!Array.isArray(shards) || shards.length === 0) invalidOption("shards", "must list at least one shard id");
   for (const s of shards) int("shards", s, 0, 0, shardCount - 1);
-  if (new Set(shards).size !== shards.length) invalid("shards", "lists a shard twice");
-  const leaseMs = int("leaseMs", options.leaseMs, 10_000, 1000);
+  if (new Set(shards).size !== shards.length) invalidOption("shards", "lists a shard twice");
+  const leaseMs = int("leaseMs", options.leaseMs, RELAY_DEFAULTS.leaseMs, 1000);
   const heartbeatIntervalMs = int(
     "heartbeatIntervalMs",
     options.heartbeatIntervalMs,
@@ -368,13 +447,12 @@ export function resolveRelayOptions(
     50,
     Math.floor(leaseMs / 3),
   );
-  const notify = options.notify ?? true;
-  if (typeof notify !== "boolean") invalid("notify", "must be a boolean");
+  const notify = booleanOption("notify", options.notify, RELAY_DEFAULTS.notify);
   const instanceId = options.instanceId ?? randomUUID();
   if (typeof instanceId !== "string" || instanceId.length === 0 || instanceId.length > 200) {
-    invalid("instanceId", "must be a non-empty string of at most 200 characters");
+    invalidOption("instanceId", "must be a non-empty string of at most 200 characters");
   }
-  const backoffBaseMs = int("backoffBaseMs", options.backoffBaseMs, 200, 1);
+  const backoffBaseMs = int("backoffBaseMs", options.backoffBaseMs, RELAY_DEFAULTS.backoffBaseMs, 1);
   return Object.freeze({
     connectionString: Redacted.make(options.connectionString),
     kafka: options.kafka === undefined ? undefined : resolveKafka(options.kafka, nodeVersion),
@@ -384,19 +462,35 @@ export function resolveRelayOptions(
     instanceId,
     shardCount,
     shards: Object.freeze([...shards]),
-    batchSize: int("batchSize", options.batchSize, 500, 1, 10_000),
+    batchSize: int("batchSize", options.batchSize, RELAY_DEFAULTS.batchSize, 1, 10_000),
     leaseMs,
     heartbeatIntervalMs,
     acquireIntervalMs: int("acquireIntervalMs", options.acquireIntervalMs, heartbeatIntervalMs, 10),
     notify,
     pollIntervalMs: int("pollIntervalMs", options.pollIntervalMs, notify ? 1000 : 200, 10),
-    maxAttempts: int("maxAttempts", options.maxAttempts, 3, 1, 1000),
+    maxAttempts: int("maxAttempts", options.maxAttempts, RELAY_DEFAULTS.maxAttempts, 1, 1000),
     backoffBaseMs,
-    backoffMaxMs: int("backoffMaxMs", options.backoffMaxMs, 30_000, backoffBaseMs),
-    publishedRows: oneOf("publishedRows", options.publishedRows, PublishedRowsModes, "keep"),
-    retentionMs: int("retentionMs", options.retentionMs, 86_400_000, 0),
-    retentionIntervalMs: int("retentionIntervalMs", options.retentionIntervalMs, 60_000, 10),
-    retentionBatchSize: int("retentionBatchSize", options.retentionBatchSize, 1000, 1, 100_000),
-    statementTimeoutMs: int("statementTimeoutMs", options.statementTimeoutMs, 30_000, 100),
+    backoffMaxMs: int("backoffMaxMs", options.backoffMaxMs, RELAY_DEFAULTS.backoffMaxMs, backoffBaseMs),
+    publishedRows: oneOfOption(
+      "publishedRows",
+      options.publishedRows,
+      PublishedRowsModes,
+      RELAY_DEFAULTS.publishedRows,
+    ),
+    retentionMs: int("retentionMs", options.retentionMs, RELAY_DEFAULTS.retentionMs, 0),
+    retentionIntervalMs: int(
+      "retentionIntervalMs",
+      options.retentionIntervalMs,
+      RELAY_DEFAULTS.retentionIntervalMs,
+      10,
+    ),
+    retentionBatchSize: int(
+      "retentionBatchSize",
+      options.retentionBatchSize,
+      RELAY_DEFAULTS.retentionBatchSize,
+      1,
+      100_000,
+    ),
+    statementTimeoutMs: int("statementTimeoutMs", options.statementTimeoutMs, RELAY_DEFAULTS.statementTimeoutMs, 100),
   });
 }

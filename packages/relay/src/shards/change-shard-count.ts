@@ -1,4 +1,5 @@
 import { type SchemaOptions, resolveTableNames } from "@eventlane/core";
+import { integerOption, refuseUnknownOptions } from "@eventlane/core/internal";
 import { type Kysely, sql } from "kysely";
 import { ShardsHeldError } from "../errors.ts";
 import { advisoryLockNamespace } from "../leader/lock-session.ts";
@@ -11,7 +12,8 @@ import { advisoryLockNamespace } from "../leader/lock-session.ts";
  * Keys map to shards by `(key_hash & 0x7fffffff) % shardCount`, so a new N moves most keys to
  * another shard; pending rows simply belong to their new shard, in the same id order.
  *
- * Refuses with {@link ShardsHeldError} (and changes nothing) while any relay holds a shard lock.
+ * Refuses with {@link ShardsHeldError} (and changes nothing) while any relay holds a shard lock, and
+ * with `InvalidOptionError` for a shard count that is not an integer from 1 to 1024 or an unknown option.
  * The check and the update run in one transaction that locks the `relay_config` row, and a relay
  * re-reads the recorded count (`FOR SHARE`) after every lock acquisition, so a relay still running
  * with the old count can never lead a shard under the new one: it steps back with
@@ -26,9 +28,8 @@ export async function changeShardCount<DB>(
   shardCount: number,
   options: SchemaOptions = {},
 ): Promise<{ readonly previous: number | undefined; readonly shardCount: number }> {
-  if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 1024) {
-    throw new RangeError(`shardCount must be an integer from 1 to 1024; got ${JSON.stringify(shardCount)}`);
-  }
+  integerOption("shardCount", shardCount, shardCount, 1, 1024);
+  refuseUnknownOptions(options, ["schema", "tablePrefix"], "changeShardCount");
   const tables = resolveTableNames(options);
   const namespace = advisoryLockNamespace(tables);
   return db.transaction().execute(async (trx) => {
