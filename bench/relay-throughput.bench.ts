@@ -7,7 +7,8 @@
 // how the two cores were shared between Node, PostgreSQL and the broker.
 import { randomBytes } from "node:crypto";
 import os from "node:os";
-import { Headers, migrateToLatest, murmur2 } from "@eventlane/core";
+import { Headers, migrateToLatest } from "@eventlane/core";
+import { murmur2 } from "@eventlane/core/internal";
 import { createRelay, type KafkaClient, type KafkaProducerMode, type PublishedRows } from "@eventlane/relay";
 import { createTestDatabase, createTopics, deleteTopics, uniqueTopic } from "@eventlane/test-kit";
 import { Producer, stringSerializers } from "@platformatic/kafka";

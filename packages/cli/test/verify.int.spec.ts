@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Headers, murmur2, positiveModulo, uuidv7 } from "@eventlane/core";
+import { Headers } from "@eventlane/core";
+import { murmur2, positiveModulo, uuidv7 } from "@eventlane/core/internal";
 import { createRelay } from "@eventlane/relay";
 import { createTopics, deleteTopics, testKafka, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,7 +1,5 @@
 export * from "./errors.ts";
 export { Headers, metadataToHeaders, type EventMetadata, type HeaderName } from "./headers.ts";
-export { murmur2, positiveModulo } from "./internal/murmur2.ts";
-export { uuidv7 } from "./internal/uuid.ts";
 export { resolveTableNames, validateIdentifier, type SchemaOptions, type TableNames } from "./schema/names.ts";
 export {
   SCHEMA_VERSION,
@@ -56,10 +54,3 @@ export {
   type ReadFailure,
   type WriteFailure,
 } from "./effect/event-store-service.ts";
-export {
-  assertSchemaInfoVersion,
-  migrationsDdl,
-  runMigrationsToLatest,
-  toKyselyMigrations,
-  type SqlMigration,
-} from "./schema/sql-migrations.ts";

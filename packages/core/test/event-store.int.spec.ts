@@ -9,12 +9,12 @@ import {
   defineEvent,
   Headers,
   InvalidPayloadError,
-  murmur2,
   PayloadTooLargeError,
   SerializationError,
   UnknownEventTypeError,
   type AggregateEvent,
 } from "../src/index.ts";
+import { murmur2 } from "../src/internal/index.ts";
 import { Booking, BOOKINGS_TOPIC, BookingCancelled, BookingConfirmed, RoomCleaned } from "./fixtures/booking.ts";
 import { type CoreTestDb, setupCoreDb } from "./fixtures/db.ts";
 

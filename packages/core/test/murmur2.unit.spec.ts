@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { murmur2, positiveModulo } from "../src/index.ts";
+import { murmur2, positiveModulo } from "../src/internal/index.ts";
 
 describe("murmur2", () => {
   // Vectors from Kafka's own UtilsTest.testMurmur2.

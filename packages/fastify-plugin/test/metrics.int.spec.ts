@@ -1,4 +1,5 @@
-import { createEventStore, defineEvent, murmur2 } from "@eventlane/core";
+import { createEventStore, defineEvent } from "@eventlane/core";
+import { murmur2 } from "@eventlane/core/internal";
 import { shardOfKeyHash } from "@eventlane/core/internal";
 import { Counter, Registry } from "@prometheus-io/client";
 import { Schema } from "effect";

@@ -1,4 +1,4 @@
-import { murmur2, positiveModulo } from "@eventlane/core";
+import { murmur2, positiveModulo } from "@eventlane/core/internal";
 import { createTopics, deleteTopics, kafkaBrokers, readTopic, uniqueTopic } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OutboundMessage, type ProducerPort, resolveRelayOptions } from "../src/index.ts";

@@ -1,4 +1,5 @@
-import { Headers, murmur2, positiveModulo } from "@eventlane/core";
+import { Headers } from "@eventlane/core";
+import { murmur2, positiveModulo } from "@eventlane/core/internal";
 import { createTopics, deleteTopics, readTopic, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {

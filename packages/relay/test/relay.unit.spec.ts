@@ -1,4 +1,5 @@
-import { InvalidOptionError, murmur2, positiveModulo } from "@eventlane/core";
+import { InvalidOptionError } from "@eventlane/core";
+import { murmur2, positiveModulo } from "@eventlane/core/internal";
 import { Duration, Effect, Redacted, Schedule } from "effect";
 import { Partitioners } from "kafkajs";
 import { describe, expect, it } from "vitest";

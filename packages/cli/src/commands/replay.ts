@@ -1,5 +1,5 @@
-import { uuidv7 } from "@eventlane/core";
-import { murmur2 } from "@eventlane/core";
+import { uuidv7 } from "@eventlane/core/internal";
+import { murmur2 } from "@eventlane/core/internal";
 import { HELP_OPTION, type OptionSpec } from "../args/options.ts";
 import { parseOutboxId, parsePositiveInteger, parseTime } from "../args/time.ts";
 import type { Command } from "../command.ts";

@@ -1,4 +1,4 @@
-import { murmur2, positiveModulo } from "@eventlane/core";
+import { murmur2, positiveModulo } from "@eventlane/core/internal";
 import kafkajs from "kafkajs";
 import { HELP_OPTION, type OptionSpec } from "../args/options.ts";
 import { parseDuration, parsePositiveInteger, parseTime } from "../args/time.ts";

@@ -4,7 +4,7 @@ import {
   runMigrationsToLatest,
   type SqlMigration,
   toKyselyMigrations,
-} from "@eventlane/core";
+} from "@eventlane/core/internal";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 import { type ConsumerSchemaOptions, type ConsumerTableNames, resolveConsumerTableNames } from "./names.ts";

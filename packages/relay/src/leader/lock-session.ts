@@ -1,4 +1,5 @@
-import { murmur2, type TableNames } from "@eventlane/core";
+import type { TableNames } from "@eventlane/core";
+import { murmur2 } from "@eventlane/core/internal";
 import pg from "pg";
 
 /** First key of the two-int advisory lock: a hash of the installation's namespaced name (pg-boss style). */

@@ -1,4 +1,4 @@
-import { murmur2 } from "@eventlane/core";
+import { murmur2 } from "@eventlane/core/internal";
 import type pg from "pg";
 
 /**
