@@ -1,34 +1,19 @@
-import { createTopics, deleteTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
-import type { Producer } from "kafkajs";
+import { createTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type ConsumerOptions, createConsumer } from "../src/index.ts";
 import {
   appliedRows,
   CLIENTS,
-  type ConsumerTestDb,
-  connectedProducer,
   kafkaOptions,
   produce,
   record,
   roomEvents,
-  setupConsumerDb,
+  fileServices,
   type TestDb,
 } from "./fixtures/setup.ts";
 
-let t: ConsumerTestDb;
-let producer: Producer;
-const topics: string[] = [];
-
-beforeAll(async () => {
-  t = await setupConsumerDb("el_consumer_batch");
-  producer = await connectedProducer();
-});
-afterAll(async () => {
-  await producer.disconnect();
-  await deleteTopics(topics);
-  await t.close();
-});
+const files = fileServices("el_consumer_batch");
 
 const booked = (key: string, n: number, guest = `${key}-${n}`) =>
   record({ key, type: "room_booked", schemaVersion: 2, sequence: n, value: { roomId: key, guest, nights: 1 } });
@@ -40,13 +25,13 @@ describe.each(CLIENTS)("%s", (client) => {
   /** A topic of `partitions` partitions with `records` already in it, and a consumer that has not started. */
   async function scenario(name: string, records: ReturnType<typeof record>[], extra: Extra, partitions = 1) {
     const topic = uniqueTopic(`consumer.${client}.${name}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions }]);
-    await produce(producer, topic, records);
+    await produce(files.producer, topic, records);
     const { RoomBooked, RoomReleased } = roomEvents(topic);
     const consumer = createConsumer({
       kafka: kafkaOptions(client),
-      db: t.db,
+      db: files.t.db,
       groupId: `g-${topic}`,
       events: [RoomBooked, RoomReleased] as const,
       maxWaitTimeMs: 100,
@@ -55,7 +40,7 @@ describe.each(CLIENTS)("%s", (client) => {
     });
     return { topic, consumer };
   }
-  const rowsOf = async (prefix: string) => (await appliedRows(t.db)).filter((r) => r.key.startsWith(prefix));
+  const rowsOf = async (prefix: string) => (await appliedRows(files.t.db)).filter((r) => r.key.startsWith(prefix));
   const insert = (trx: Parameters<NonNullable<Extra["handleBatch"]>>[1]["trx"], rows: TestDb["applied"][]) =>
     trx.insertInto("applied").values(rows).execute();
 
@@ -125,7 +110,7 @@ describe.each(CLIENTS)("%s", (client) => {
       expect(letter).toMatchObject({ reason: "handler_failed", status: "pending" });
       expect(letter?.detail).toContain("no rooms on floor 5");
       // The partition keeps flowing: a later record is applied.
-      await produce(producer, consumer.options.topics[0] as string, [booked(`${p}a`, 11)]);
+      await produce(files.producer, consumer.options.topics[0] as string, [booked(`${p}a`, 11)]);
       await waitFor("the record after it applied", () => consumer.stats().applied === 20);
     } finally {
       await consumer.stop();
@@ -196,7 +181,7 @@ describe.each(CLIENTS)("%s", (client) => {
       await waitFor("4 applied", () => consumer.stats().applied === 4, 30_000);
       const rows = await sql<{
         event_type: string;
-      }>`SELECT event_type FROM applied WHERE key = ${key} ORDER BY id`.execute(t.db);
+      }>`SELECT event_type FROM applied WHERE key = ${key} ORDER BY id`.execute(files.t.db);
       expect(rows.rows.map((r) => r.event_type)).toEqual([
         "room_booked",
         "room_booked",

@@ -1,26 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createTopics, deleteTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
-import type { Producer } from "kafkajs";
+import { createTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLIENTS, type ConsumerTestDb, connectedProducer, produce, record, setupConsumerDb } from "./fixtures/setup.ts";
+import { describe, expect, it } from "vitest";
+import { CLIENTS, fileServices, produce, record } from "./fixtures/setup.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let t: ConsumerTestDb;
-let producer: Producer;
-const topics: string[] = [];
-
-beforeAll(async () => {
-  t = await setupConsumerDb("el_consumer_crash");
-  producer = await connectedProducer();
-});
-afterAll(async () => {
-  await producer.disconnect();
-  await deleteTopics(topics);
-  await t.close();
-});
+const files = fileServices("el_consumer_crash");
 
 function startConsumer(args: readonly string[]): {
   child: ChildProcess;
@@ -29,7 +16,7 @@ function startConsumer(args: readonly string[]): {
 } {
   const child = spawn(
     process.execPath,
-    ["--conditions=eventlane-source", path.join(here, "fixtures/crashing-consumer.ts"), t.database.url, ...args],
+    ["--conditions=eventlane-source", path.join(here, "fixtures/crashing-consumer.ts"), files.t.database.url, ...args],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let out = "";
@@ -40,12 +27,12 @@ function startConsumer(args: readonly string[]): {
   return { child, output: () => out, exited };
 }
 
-const count = async (q: ReturnType<typeof sql<{ n: string }>>) => Number((await q.execute(t.db)).rows[0]?.n);
+const count = async (q: ReturnType<typeof sql<{ n: string }>>) => Number((await q.execute(files.t.db)).rows[0]?.n);
 
 describe.each(CLIENTS)("%s: SIGKILL mid-chunk and between the database commit and the offset commit", (client) => {
   it("restarted after several kills at random points: every event applied exactly once, in per-key order", async () => {
     const topic = uniqueTopic(`consumer.crash.${client}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions: 3 }]);
     const keys = 12;
     const perKey = 40;
@@ -65,7 +52,7 @@ describe.each(CLIENTS)("%s: SIGKILL mid-chunk and between the database commit an
         );
       }
     }
-    await produce(producer, topic, records);
+    await produce(files.producer, topic, records);
     const groupId = `g-crash-${topic}`;
     const applied = () => count(sql`SELECT count(*) AS n FROM applied WHERE key LIKE ${`${prefix}%`}`);
 
@@ -94,7 +81,7 @@ describe.each(CLIENTS)("%s: SIGKILL mid-chunk and between the database commit an
       expect(await applied()).toBe(total);
       const rows = await sql<{ key: string; guests: string[] }>`
         SELECT key, array_agg(detail ORDER BY id) AS guests FROM applied WHERE key LIKE ${`${prefix}%`} GROUP BY key`.execute(
-        t.db,
+        files.t.db,
       );
       expect(rows.rows).toHaveLength(keys);
       for (const row of rows.rows) {

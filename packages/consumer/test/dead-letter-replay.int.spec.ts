@@ -1,34 +1,19 @@
-import { createTopics, deleteTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
-import type { Producer } from "kafkajs";
+import { createTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type ConsumerOptions, consumerDeadLetters, createConsumer, type ReplayInfo } from "../src/index.ts";
 import {
   appliedRows,
   CLIENTS,
-  type ConsumerTestDb,
-  connectedProducer,
   kafkaOptions,
   produce,
   record,
   roomEvents,
-  setupConsumerDb,
+  fileServices,
   type TestDb,
 } from "./fixtures/setup.ts";
 
-let t: ConsumerTestDb;
-let producer: Producer;
-const topics: string[] = [];
-
-beforeAll(async () => {
-  t = await setupConsumerDb("el_consumer_replay");
-  producer = await connectedProducer();
-});
-afterAll(async () => {
-  await producer.disconnect();
-  await deleteTopics(topics);
-  await t.close();
-});
+const files = fileServices("el_consumer_replay");
 
 const booked = (key: string, n: number, guest: string) =>
   record({ key, type: "room_booked", schemaVersion: 2, sequence: n, value: { roomId: key, guest, nights: 1 } });
@@ -40,15 +25,15 @@ describe.each(CLIENTS)("%s", (client) => {
   /** A consumer whose handler fails for guests in `failing` (a set the test changes to "fix" the handler). */
   async function scenario(name: string, records: ReturnType<typeof record>[], extra: Extra = {}) {
     const topic = uniqueTopic(`consumer.${client}.${name}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions: 1 }]);
-    await produce(producer, topic, records);
+    await produce(files.producer, topic, records);
     const { RoomBooked } = roomEvents(topic);
     const failing = new Set<string>();
     const replays: (ReplayInfo | null)[] = [];
     const consumer = createConsumer({
       kafka: kafkaOptions(client),
-      db: t.db,
+      db: files.t.db,
       groupId: `g-${topic}`,
       events: [RoomBooked] as const,
       maxWaitTimeMs: 100,
@@ -68,12 +53,13 @@ describe.each(CLIENTS)("%s", (client) => {
     });
     return { topic, consumer, failing, replays };
   }
-  const guestsOf = async (key: string) => (await appliedRows(t.db)).filter((r) => r.key === key).map((r) => r.detail);
+  const guestsOf = async (key: string) =>
+    (await appliedRows(files.t.db)).filter((r) => r.key === key).map((r) => r.detail);
   const watermark = async (key: string) =>
     Number(
       (
         await sql<{ p: string }>`SELECT position AS p FROM eventlane_consumer.watermarks WHERE key = ${key}`.execute(
-          t.db,
+          files.t.db,
         )
       ).rows[0]?.p,
     );
@@ -82,7 +68,7 @@ describe.each(CLIENTS)("%s", (client) => {
     const key = `${client}-rp-1`;
     const s = await scenario("replay", []);
     s.failing.add("bob");
-    await produce(producer, s.topic, [booked(key, 1, "ann"), booked(key, 2, "bob"), booked(key, 3, "cy")]);
+    await produce(files.producer, s.topic, [booked(key, 1, "ann"), booked(key, 2, "bob"), booked(key, 3, "cy")]);
     await s.consumer.start();
     try {
       await waitFor(
@@ -112,7 +98,7 @@ describe.each(CLIENTS)("%s", (client) => {
       });
       const log = await sql<{ action: string }>`
         SELECT action FROM eventlane_consumer.dead_letter_actions WHERE dead_letter_id = ${id} ORDER BY id`.execute(
-        t.db,
+        files.t.db,
       );
       expect(log.rows.map((r) => r.action)).toEqual(["replay_failed", "replayed"]);
       await expect(s.consumer.deadLetters.replay("999999999", { actor: "x" })).rejects.toMatchObject({
@@ -130,12 +116,12 @@ describe.each(CLIENTS)("%s", (client) => {
     const key = `${client}-rq-1`;
     const s = await scenario("request", []);
     s.failing.add("dee").add("eve");
-    await produce(producer, s.topic, [booked(key, 1, "dee"), booked(key, 2, "eve")]);
+    await produce(files.producer, s.topic, [booked(key, 1, "dee"), booked(key, 2, "eve")]);
     await s.consumer.start();
     try {
       await waitFor("2 dead letters", () => s.consumer.stats().deadLettered === 2);
       s.failing.clear();
-      const outside = consumerDeadLetters(t.db, { name: s.consumer.options.name });
+      const outside = consumerDeadLetters(files.t.db, { name: s.consumer.options.name });
       const [first, second] = await outside.list({ key });
       const requested = await outside.requestReplayWhere(
         { key, reason: "handler_failed", limit: 1 },
@@ -166,7 +152,7 @@ describe.each(CLIENTS)("%s", (client) => {
     const other = `${client}-pk-2`;
     const s = await scenario("park", [], { onDeadLetter: "park_key" });
     s.failing.add("fay");
-    await produce(producer, s.topic, [
+    await produce(files.producer, s.topic, [
       booked(key, 1, "ed"),
       booked(key, 2, "fay"),
       booked(other, 1, "gus"),
@@ -190,7 +176,7 @@ describe.each(CLIENTS)("%s", (client) => {
       expect(replayed.map((r) => r.outcome)).toEqual(["replayed", "replayed", "replayed"]);
       expect(await guestsOf(key)).toEqual(["ed", "fay", "hal", "ivy"]);
       // Unparked: the next event of the key is applied as usual.
-      await produce(producer, s.topic, [booked(key, 5, "kim")]);
+      await produce(files.producer, s.topic, [booked(key, 5, "kim")]);
       await waitFor("kim applied", async () => (await guestsOf(key)).length === 5);
       expect(s.consumer.stats().gaps).toBe(0);
     } finally {

@@ -1,34 +1,12 @@
-import { createTopics, deleteTopics, kafkaBrokers, testKafka, uniqueTopic, waitFor } from "@eventlane/test-kit";
+import { createTopics, kafkaBrokers, testKafka, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { Effect, Layer } from "effect";
-import type { Producer } from "kafkajs";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type ConsumerEventMap, ConsumerService, consumerLayer, createConsumer } from "../src/index.ts";
-import {
-  CLIENTS,
-  type ConsumerTestDb,
-  connectedProducer,
-  kafkaOptions,
-  produce,
-  record,
-  roomEvents,
-  setupConsumerDb,
-} from "./fixtures/setup.ts";
+import { CLIENTS, kafkaOptions, produce, record, roomEvents, fileServices } from "./fixtures/setup.ts";
 
-let t: ConsumerTestDb;
-let producer: Producer;
-const topics: string[] = [];
-
-beforeAll(async () => {
-  t = await setupConsumerDb("el_consumer_life");
-  producer = await connectedProducer();
-});
-afterAll(async () => {
-  await producer.disconnect();
-  await deleteTopics(topics);
-  await t.close();
-});
+const files = fileServices("el_consumer_life");
 
 const booked = (key: string, n: number) =>
   record({
@@ -62,7 +40,7 @@ describe("start-up errors", () => {
     const { RoomBooked } = roomEvents("nowhere");
     const consumer = createConsumer({
       kafka: { brokers: ["127.0.0.1:1"], connectionTimeoutMs: 200 },
-      db: t.db,
+      db: files.t.db,
       groupId: "g-nokafka",
       events: [RoomBooked],
     });
@@ -89,7 +67,7 @@ describe("start-up errors", () => {
 describe.each(CLIENTS)("%s", (client) => {
   it("reports a lag of 0 once drained, also past the transaction markers of a transactional producer", async () => {
     const topic = uniqueTopic(`consumer.lag.${client}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions: 2 }]);
     const tx = testKafka().producer({ transactionalId: `tx-${topic}`, idempotent: true, maxInFlightRequests: 1 });
     await tx.connect();
@@ -105,7 +83,7 @@ describe.each(CLIENTS)("%s", (client) => {
     const { RoomBooked } = roomEvents(topic);
     const consumer = createConsumer({
       kafka: kafkaOptions(client),
-      db: t.db,
+      db: files.t.db,
       groupId: `g-${topic}`,
       events: [RoomBooked],
       maxWaitTimeMs: 100,
@@ -130,13 +108,13 @@ describe.each(CLIENTS)("%s", (client) => {
 
   it("runs as an Effect layer: started when built, stopped when its scope closes", async () => {
     const topic = uniqueTopic(`consumer.layer.${client}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions: 1 }]);
-    await produce(producer, topic, [booked(`${client}-layer`, 1)]);
+    await produce(files.producer, topic, [booked(`${client}-layer`, 1)]);
     const { RoomBooked } = roomEvents(topic);
     const layer = consumerLayer({
       kafka: kafkaOptions(client),
-      db: t.db,
+      db: files.t.db,
       groupId: `g-${topic}`,
       events: [RoomBooked],
       maxWaitTimeMs: 100,

@@ -1,31 +1,10 @@
-import { createTopics, deleteTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
-import type { Producer } from "kafkajs";
+import { createTopics, uniqueTopic, waitFor } from "@eventlane/test-kit";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type ConsumerKafkaClient, createConsumer, type GroupProtocol } from "../src/index.ts";
-import {
-  type ConsumerTestDb,
-  connectedProducer,
-  kafkaOptions,
-  produce,
-  record,
-  roomEvents,
-  setupConsumerDb,
-} from "./fixtures/setup.ts";
+import { kafkaOptions, produce, record, roomEvents, fileServices } from "./fixtures/setup.ts";
 
-let t: ConsumerTestDb;
-let producer: Producer;
-const topics: string[] = [];
-
-beforeAll(async () => {
-  t = await setupConsumerDb("el_consumer_rebalance");
-  producer = await connectedProducer();
-});
-afterAll(async () => {
-  await producer.disconnect();
-  await deleteTopics(topics);
-  await t.close();
-});
+const files = fileServices("el_consumer_rebalance");
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CASES: readonly [ConsumerKafkaClient, GroupProtocol][] = [
@@ -37,7 +16,7 @@ const CASES: readonly [ConsumerKafkaClient, GroupProtocol][] = [
 describe.each(CASES)("%s, %s group protocol", (client, groupProtocol) => {
   it("a second consumer joins in the middle of chunks and leaves again: nothing applied twice, nothing skipped", async () => {
     const topic = uniqueTopic(`consumer.rebalance.${client}.${groupProtocol}`);
-    topics.push(topic);
+    files.topics.push(topic);
     await createTopics([{ topic, partitions: 4 }]);
     const prefix = `${client}-${groupProtocol}-`;
     const keys = 20;
@@ -57,12 +36,12 @@ describe.each(CASES)("%s, %s group protocol", (client, groupProtocol) => {
         );
       }
     }
-    await produce(producer, topic, records);
+    await produce(files.producer, topic, records);
     const { RoomBooked } = roomEvents(topic);
     const make = (name: string) =>
       createConsumer({
         kafka: { ...kafkaOptions(client), groupProtocol },
-        db: t.db,
+        db: files.t.db,
         groupId: `g-${topic}`,
         events: [RoomBooked],
         maxWaitTimeMs: 100,
@@ -85,7 +64,7 @@ describe.each(CASES)("%s, %s group protocol", (client, groupProtocol) => {
     const total = keys * perKey;
     const applied = async () =>
       Number(
-        (await sql<{ n: string }>`SELECT count(*) AS n FROM applied WHERE key LIKE ${`${prefix}%`}`.execute(t.db))
+        (await sql<{ n: string }>`SELECT count(*) AS n FROM applied WHERE key LIKE ${`${prefix}%`}`.execute(files.t.db))
           .rows[0]?.n,
       );
     await a.start();
@@ -98,7 +77,7 @@ describe.each(CASES)("%s, %s group protocol", (client, groupProtocol) => {
       await sleep(300);
       const rows = await sql<{ key: string; guests: string[]; ids: string[] }>`
         SELECT key, array_agg(detail ORDER BY id) AS guests, array_agg(event_id) AS ids
-        FROM applied WHERE key LIKE ${`${prefix}%`} GROUP BY key`.execute(t.db);
+        FROM applied WHERE key LIKE ${`${prefix}%`} GROUP BY key`.execute(files.t.db);
       expect(rows.rows).toHaveLength(keys);
       for (const row of rows.rows) {
         expect(row.guests).toEqual(Array.from({ length: perKey }, (_, i) => `${i + 1}`));
