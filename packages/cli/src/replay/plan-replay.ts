@@ -1,22 +1,13 @@
 import type { ReplayRow } from "../database/statements.ts";
 import { REPLAY_HEADER } from "../database/statements.ts";
 
-/** An event a replay selection took: from its original outbox row, or from the events table alone. */
-export interface ReplayCandidate {
-  readonly eventId: string;
+/**
+ * An event a replay selection took: from its original outbox row, or from the events table alone
+ * (then `payload` is null: the relay reads the events row).
+ */
+export interface ReplayCandidate extends Omit<ReplayRow, "topic"> {
   /** The original topic; null when the outbox row is gone (an event-sourced event from the events table). */
   readonly sourceTopic: string | null;
-  readonly key: string;
-  readonly keyHash: number;
-  readonly eventType: string;
-  readonly schemaVersion: number;
-  readonly aggregateType: string | null;
-  readonly aggregateId: string | null;
-  readonly aggregateVersion: number | null;
-  readonly keySequence: string | null;
-  /** Enqueued events carry it; event-sourced rows leave it null (the relay reads the events row). */
-  readonly payload: string | null;
-  readonly headers: Readonly<Record<string, unknown>>;
   /** The original outbox row, or null. */
   readonly outboxId: string | null;
   /** The original row's status; `events-only` when only the events row is left. */

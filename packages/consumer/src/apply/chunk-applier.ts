@@ -1,3 +1,4 @@
+import type { EventDefinition } from "@eventlane/core";
 import type { Kysely } from "kysely";
 import type { ChunkControl, ConsumedRecord, PartitionChunk } from "../client/consumer-client.ts";
 import { isTransientDatabaseError } from "../errors.ts";
@@ -13,7 +14,7 @@ import {
   type Step,
   watermarkKeys,
 } from "./plan-chunk.ts";
-import { applyItem, ChunkHandlerFailure, type Handlers, hasHandler, runHandlers } from "./run-handlers.ts";
+import { applyItem, ChunkHandlerFailure, type Handlers, handles, runHandlers } from "./run-handlers.ts";
 
 /** The chunk was given up because its partition was revoked or the consumer is stopping. */
 export class ChunkAbandoned extends Error {
@@ -45,7 +46,7 @@ export function decodeRecord(
   topic: string,
   partition: number,
   record: ConsumedRecord,
-  definitions: ResolvedConsumerOptions<unknown, readonly never[]>["definitions"],
+  definitions: ReadonlyMap<string, EventDefinition>,
 ): DecodedRecord {
   const { envelope, invalid } = readEnvelope(record);
   return {
@@ -127,10 +128,7 @@ export function chunkApplier<DB>(deps: ChunkApplierDeps<DB>) {
         onDeadLetter: options.onDeadLetter,
       });
       const items = plan.steps.flatMap((s) =>
-        s.kind === "apply" &&
-        hasHandler(handlers, (s.record.decoded as { definition: { type: string } }).definition.type)
-          ? [applyItem(s.record, s.index, null)]
-          : [],
+        s.kind === "apply" && handles(handlers, s.record) ? [applyItem(s.record, s.index, null)] : [],
       );
       await runHandlers(handlers, trx, items, first.topic, first.partition);
       await store.advanceWatermarks(trx, plan.advances, watermarks);
@@ -178,7 +176,7 @@ export function chunkApplier<DB>(deps: ChunkApplierDeps<DB>) {
       if (s.kind === "dead_letter") {
         counters.deadLettered++;
         emitter.emit("event:dead_lettered", { ...refOf(s.record), reason: s.reason, detail: s.detail });
-      } else if (!hasHandler(handlers, (s.record.decoded as { definition: { type: string } }).definition.type)) {
+      } else if (!handles(handlers, s.record)) {
         counters.ignored++;
         if (emitter.listens("event:ignored")) emitter.emit("event:ignored", refOf(s.record));
       } else {
@@ -288,9 +286,7 @@ export function chunkApplier<DB>(deps: ChunkApplierDeps<DB>) {
     /** Decodes and applies one chunk; resolves once every record is applied or dead-lettered. */
     async apply(chunk: PartitionChunk, control: ChunkControl): Promise<void> {
       counters.received += chunk.records.length;
-      const records = chunk.records.map((r) =>
-        decodeRecord(chunk.topic, chunk.partition, r, options.definitions as never),
-      );
+      const records = chunk.records.map((r) => decodeRecord(chunk.topic, chunk.partition, r, options.definitions));
       await applyRecords(records, control);
     },
   };

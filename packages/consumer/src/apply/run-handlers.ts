@@ -65,6 +65,11 @@ const wrap = (eventType: string, cause: unknown) =>
     message: `handler of "${eventType}" failed: ${cause instanceof Error ? cause.message : String(cause)}`,
   });
 
+/** True when a decoded record has something to run (a handler of either kind for its type). */
+export function handles<DB>(h: Handlers<DB>, record: DecodedRecord): boolean {
+  return record.decoded.ok && hasHandler(h, record.decoded.definition.type);
+}
+
 /** True when the chunk has something to run for this event type (a handler of either kind). */
 export function hasHandler<DB>(h: Handlers<DB>, type: string): boolean {
   return h.handleBatch !== null || h.handlers.has(type) || h.batchHandlers.has(type);

@@ -47,7 +47,7 @@ export async function replayDeadLetter<DB>(
           headers: row.headers,
           timestamp: row.createdAt.getTime(),
         },
-        options.definitions as never,
+        options.definitions,
       );
       if (!record.decoded.ok) {
         throw new DeadLetterNotReplayableError({
